@@ -1,0 +1,209 @@
+"""RerankClient: one chunk in, normalized scores and a usage record out, retries inside.
+
+    async with limits.slot(tokens):   # concurrency, rate, shared 429 cool-down
+        reply = await transport.post(body)
+    answer = adapter.parse_answer(reply.body, ...)   # or parse_error -> exception tree
+
+This is the single boundary where transport exceptions and HTTP statuses become
+`ProviderError`s. Retried: 408, 429, 5xx, connection errors, timeouts and invalid answers,
+with exponential backoff and full jitter, a Retry-After header as a floor under the wait,
+at most `max_attempts` times and for at most `max_retry_time_s` in all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import Mapping
+
+import aiohttp
+import orjson
+
+from pipeline.accounting.stats import JobStats
+from pipeline.call.errors import (
+    AuthError,
+    ProviderError,
+    RateLimited,
+    RequestRejected,
+    ServerError,
+    TransientError,
+    TransportError,
+    redact,
+)
+from pipeline.call.transport import Reply, Transport
+from pipeline.limit import Limits
+from pipeline.providers.base import Adapter, Answer
+from pipeline.records import Chunk, ChunkScores, UsageRecord
+
+BACKOFF_BASE_S = 0.5
+MESSAGE_LIMIT = 500
+
+
+class ChunkFailed(Exception):
+    """A chunk that will not be ranked: the last error, and the usage its attempts cost."""
+
+    def __init__(self, error: ProviderError, usage: UsageRecord):
+        super().__init__(error.message)
+        self.error = error
+        self.usage = usage
+
+
+class RerankClient:
+    def __init__(
+        self,
+        adapter: Adapter,
+        transport: Transport,
+        limits: Limits,
+        stats: JobStats,
+        *,
+        model: str | None,
+        key_env: str | None,
+        secrets: list[str],
+        max_attempts: int,
+        max_retry_wait_s: float,
+        max_retry_time_s: float,
+        rng: random.Random | None = None,
+    ):
+        self.adapter = adapter
+        self.transport = transport
+        self.limits = limits
+        self.stats = stats
+        self.model = model
+        self.key_env = key_env
+        self.secrets = secrets
+        self.max_attempts = max_attempts
+        self.max_retry_wait_s = max_retry_wait_s
+        self.max_retry_time_s = max_retry_time_s
+        self.rng = rng or random.Random()
+
+    async def rerank(self, chunk: Chunk) -> ChunkScores:
+        """Scores for one chunk. Raises ChunkFailed, or AuthError (the job must stop)."""
+        body = orjson.dumps(self.adapter.build_request(self.model, chunk.query.text, chunk.documents, chunk.top_n))
+        loop = asyncio.get_running_loop()
+        started_at = time.time()
+        first = loop.time()
+        attempt = 0
+        status: int | None = None
+        latency_ms: float | None = None
+        while True:
+            attempt += 1
+            try:
+                async with self.limits.slot(chunk.estimated_tokens):
+                    self.stats.attempts += 1
+                    sent = loop.time()
+                    try:
+                        reply = await self.transport.post(body)
+                    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+                        raise TransportError(self._describe(exc)) from exc
+                    finally:
+                        latency_ms = (loop.time() - sent) * 1000.0
+                status = reply.status
+                answer = self._interpret(reply, chunk)
+            except TransientError as err:
+                self.stats.count_error(err)
+                wait = self._backoff(attempt, err.retry_after)
+                if isinstance(err, RateLimited):
+                    self.limits.cooldown.extend(wait)
+                spent = loop.time() - first
+                if attempt >= self.max_attempts or spent + wait > self.max_retry_time_s:
+                    why = f"after {attempt} attempts" if attempt >= self.max_attempts else f"after {spent:.0f}s of retries"
+                    err.message = f"{err.message} (gave up {why})"
+                    raise ChunkFailed(err, self._usage(chunk, attempt, status, latency_ms, started_at, None)) from err
+                self.stats.retries += 1
+                await asyncio.sleep(wait)
+                continue
+            except RequestRejected as err:
+                self.stats.count_error(err)
+                raise ChunkFailed(err, self._usage(chunk, attempt, status, latency_ms, started_at, None)) from err
+            self.stats.requests += 1
+            usage = self._usage(chunk, attempt, status, latency_ms, started_at, answer)
+            return ChunkScores(
+                chunk,
+                [chunk.start + index for index, _ in answer.results],
+                [score for _, score in answer.results],
+                usage,
+            )
+
+    def _interpret(self, reply: Reply, chunk: Chunk) -> Answer:
+        status = reply.status
+        if 200 <= status < 300:
+            return self.adapter.parse_answer(reply.body, chunk.n_docs, chunk.top_n)
+        info = self.adapter.parse_error(status, reply.body)
+        message = redact(f"HTTP {status}: {info.message}"[:MESSAGE_LIMIT], self.secrets)
+        retry_after = parse_retry_after(reply.headers)
+        if status in (401, 403):
+            hint = (
+                f"check the key in ${self.key_env} (set provider.api_key_env to use another variable)"
+                if self.key_env
+                else "this provider needs a key: set provider.api_key_env to the variable that holds it"
+            )
+            raise AuthError(f"{message} from {self.transport.url}; {hint}", status)
+        if status == 429:
+            raise RateLimited(message, status, retry_after)
+        if info.retryable is False:
+            raise RequestRejected(message, status)
+        if status == 408 or status >= 500 or info.retryable:
+            raise ServerError(message, status, retry_after)
+        raise RequestRejected(message, status)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        ceiling = min(self.max_retry_wait_s, BACKOFF_BASE_S * 2 ** (attempt - 1))
+        wait = self.rng.uniform(0.0, ceiling)  # full jitter
+        if retry_after is not None:
+            wait = max(wait, retry_after)  # the server's word is a floor
+        return wait
+
+    def _describe(self, exc: BaseException) -> str:
+        if isinstance(exc, asyncio.TimeoutError):
+            text = f"timed out ({type(exc).__name__})"
+        else:
+            text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return redact(text[:MESSAGE_LIMIT], self.secrets)
+
+    def _usage(
+        self,
+        chunk: Chunk,
+        attempts: int,
+        status: int | None,
+        latency_ms: float | None,
+        started_at: float,
+        answer: Answer | None,
+    ) -> UsageRecord:
+        reported = answer.usage if answer is not None else None
+        record = UsageRecord(
+            query_id=chunk.query.query_id,
+            chunk=chunk.number,
+            n_docs=chunk.n_docs,
+            attempts=attempts,
+            http_status=status,
+            latency_ms=None if latency_ms is None else round(latency_ms, 3),
+            prompt_tokens=reported.prompt_tokens if reported else None,
+            total_tokens=reported.total_tokens if reported else None,
+            search_units=reported.search_units if reported else None,
+            estimated_tokens=chunk.estimated_tokens,
+            billing=self.adapter.spec.billing,
+            started_at=started_at,
+        )
+        self.stats.add_usage(record)
+        return record
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Retry-After in seconds, from delta-seconds or an HTTP date; None when absent or bad."""
+    value = headers.get("Retry-After") if headers else None
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())

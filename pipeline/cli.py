@@ -1,0 +1,93 @@
+"""The command line: `rerank-pipeline run JOB.toml [--set section.key=value ...]`.
+
+Exit status: 0 every query ranked; 1 some queries failed; 2 the job or input is invalid
+(nothing was sent); 3 the API refused the key (401/403); 130 interrupted (resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from pipeline import __version__
+from pipeline.config import ConfigError, load_job
+from pipeline.read import InputError
+from pipeline.runner import EXIT_SETUP, JobRun, Outcome
+from pipeline.setup import SetupError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rerank-pipeline",
+        description="Rerank candidate lists through a rerank API, streamed, resumable, accounted.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a job file")
+    run.add_argument("job", help="the job's TOML file, e.g. jobs/sample.toml")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override a job key with a TOML value (repeatable)")
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress bar or end-of-run table")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace an output directory written by a different job")
+    run.set_defaults(func=cmd_run)
+    _add_optional_commands(sub)
+    return parser
+
+
+def _add_optional_commands(sub) -> None:
+    try:
+        from pipeline.evaluate.command import add_eval_parser
+    except ImportError:  # pragma: no cover - evaluation is part of the package
+        return
+    add_eval_parser(sub)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_job(args.job, args.overrides)
+        job = JobRun(cfg, quiet=args.quiet, overwrite=args.overwrite)
+        job.prepare()
+    except (ConfigError, SetupError, InputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_SETUP
+    try:
+        outcome = asyncio.run(job.run())
+    except KeyboardInterrupt:  # a second Ctrl-C: give up the grace period
+        print("interrupted: finished work is saved; run the same command again to resume", file=sys.stderr)
+        return 130
+    except InputError as exc:  # a file that became unreadable mid-run
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_SETUP
+    if not args.quiet:
+        print_summary(outcome, cfg.output.dir)
+    if outcome.message:
+        print(outcome.message, file=sys.stderr)
+    return outcome.exit_code
+
+
+def print_summary(outcome: Outcome, out_dir: str) -> None:
+    s = outcome.stats.summary()
+    q, r, t, tm = s["queries"], s["requests"], s["tokens"], s["time"]
+    reported = "not reported" if t["reported_total"] is None else f"{t['reported_total']:,}"
+    lines = [
+        f"queries   read {q['read']:,}  ranked {q['ranked']:,}  failed {q['failed']:,}"
+        + (f"  skipped (done earlier) {q['skipped_already_done']:,}" if q["skipped_already_done"] else ""),
+        f"requests  {r['succeeded']:,} ok, {r['failed']:,} failed, {r['retries']:,} retries, {r['http_429']:,} x 429",
+        f"tokens    estimated {t['estimated']:,}  reported {reported}",
+        f"time      {tm['wall_seconds']:.1f}s  ({tm['queries_per_second'] or 0:,.1f} queries/s, "
+        f"{tm['documents_per_second'] or 0:,.0f} documents/s)",
+        f"output    {out_dir}/results/*.parquet  (failures/, usage/, summary.json)",
+    ]
+    print("\n".join(lines), file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,282 @@
+"""Job files: TOML in, a validated `JobConfig` out, and the resolved job written back.
+
+    >>> cfg = load_job_text('[input]\\npath = "in.jsonl"\\n[provider]\\nkind = "local"\\n'
+    ...                     '[output]\\ndir = "out"\\n')
+    >>> cfg.provider.kind, cfg.limits.max_concurrency
+    ('local', 16)
+
+Every problem is a `ConfigError` whose message names the key and what is wrong; the CLI
+prints it and exits with status 2. Relative paths are taken from the current directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(Exception):
+    """An invalid job file or override; the message says which key and how to fix it."""
+
+
+@dataclass(slots=True)
+class ColumnsConfig:
+    query_id: str = "query_id"
+    query: str = "query"
+    documents: str = "documents"
+    doc_ids: str = "doc_ids"
+    doc_id: str = "doc_id"
+    text: str = "text"
+
+
+@dataclass(slots=True)
+class InputConfig:
+    path: str = ""
+    format: str = "auto"  # auto | parquet | jsonl
+    layout: str = "grouped"  # grouped | pairs
+    batch_rows: int = 1024
+    truncate: str = "none"  # none: over-long documents fail the query; "end": cut them
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
+
+
+@dataclass(slots=True)
+class ProviderConfig:
+    kind: str = "jina"
+    base_url: str | None = None
+    endpoint: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+
+
+@dataclass(slots=True)
+class LimitsConfig:
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+    max_concurrency: int = 16
+    max_docs_per_request: int | None = None  # None: the provider's safe default
+    max_tokens_per_request: int | None = None
+    max_attempts: int = 6
+    timeout_s: float = 60.0
+    connect_timeout_s: float = 10.0
+    max_retry_wait_s: float = 60.0  # cap on one backoff wait (Retry-After may ask more)
+    max_retry_time_s: float = 900.0  # give up retrying a request after this long in total
+    final_pass: bool = False
+
+
+@dataclass(slots=True)
+class OutputConfig:
+    dir: str = ""
+    top_n: int | None = None  # None: every candidate, reranked
+    include_text: bool = False
+    flush_rows: int = 20_000
+    flush_seconds: float = 3.0
+
+
+@dataclass(slots=True)
+class EvalConfig:
+    qrels: str | None = None
+    k: list[int] = field(default_factory=lambda: [1, 3, 5, 10, 20, 100])
+    relevance_threshold: int = 1
+
+
+@dataclass(slots=True)
+class JobConfig:
+    input: InputConfig = field(default_factory=InputConfig)
+    provider: ProviderConfig = field(default_factory=ProviderConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    pricing: dict[str, float] = field(default_factory=dict)
+
+
+CHOICES = {
+    "input.format": ("auto", "parquet", "jsonl"),
+    "input.layout": ("grouped", "pairs"),
+    "input.truncate": ("none", "end"),
+}
+POSITIVE = {
+    "input.batch_rows",
+    "limits.requests_per_minute",
+    "limits.tokens_per_minute",
+    "limits.max_concurrency",
+    "limits.max_docs_per_request",
+    "limits.max_tokens_per_request",
+    "limits.max_attempts",
+    "limits.timeout_s",
+    "limits.connect_timeout_s",
+    "output.top_n",
+    "output.flush_rows",
+    "output.flush_seconds",
+}
+
+
+def load_job(path: str | Path, overrides: list[str] | None = None) -> JobConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read job file {path}: {exc.strerror}") from None
+    return load_job_text(text, overrides, name=str(path))
+
+
+def load_job_text(text: str, overrides: list[str] | None = None, name: str = "job") -> JobConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{name} is not valid TOML: {exc}") from None
+    for item in overrides or []:
+        apply_override(data, item)
+    cfg = _build(JobConfig, data, prefix="")
+    validate(cfg)
+    return cfg
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Apply one `--set section.key=value`; the value is TOML, or a bare string."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key or "." not in key:
+        raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. output.top_n=20")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # bare strings such as URLs need no quotes on the command line
+    *parents, leaf = key.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: {part} is not a section")
+    node[leaf] = value
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "the job file"
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{where}] must be a table, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown key {prefix}{unknown[0]}: known keys in [{where}] are {', '.join(sorted(names))}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _convert(hints[name], value, f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key + ".")
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        return [_convert(args[0], v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a table, got {value!r}")
+        return {str(k): _convert(args[1], v, f"{key}.{k}") for k, v in value.items()}
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {hint}")  # pragma: no cover
+
+
+def validate(cfg: JobConfig) -> None:
+    if not cfg.input.path:
+        raise ConfigError("input.path is required: the Parquet/JSONL file, directory or glob to read")
+    if not cfg.output.dir:
+        raise ConfigError("output.dir is required: the directory the results are written to")
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value not in allowed:
+            raise ConfigError(f"{key} = {value!r}: must be one of {', '.join(allowed)}")
+    for key in POSITIVE:
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{key} = {value!r}: must be greater than 0")
+    if any(k <= 0 for k in cfg.eval.k):
+        raise ConfigError(f"eval.k = {cfg.eval.k!r}: cutoffs must be positive integers")
+    from pipeline.providers import known_kinds  # late import: providers import config types
+
+    if cfg.provider.kind not in known_kinds():
+        raise ConfigError(
+            f"provider.kind = {cfg.provider.kind!r}: must be one of {', '.join(known_kinds())}"
+        )
+    for key in ("base_url", "endpoint"):
+        url = getattr(cfg.provider, key)
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ConfigError(f"provider.{key} = {url!r}: must start with http:// or https://")
+
+
+def to_toml(cfg: JobConfig) -> str:
+    """The resolved job as TOML. Holds no secret: the key is only ever read from the env."""
+    lines: list[str] = []
+    _emit(dataclasses.asdict(cfg), [], lines)
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _emit(table: dict[str, Any], path: list[str], lines: list[str]) -> None:
+    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in table.items() if isinstance(v, dict)}
+    if path:
+        lines.append("")
+        lines.append(f"[{'.'.join(path)}]")
+    for key, value in scalars.items():
+        if value is None:
+            lines.append(f"# {key} = (not set)")
+        else:
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    for key, value in tables.items():
+        _emit(value, [*path, _toml_key(key)], lines)
+
+
+def _toml_key(key: str) -> str:
+    if key and all(c.isalnum() or c in "-_" for c in key):
+        return key
+    return _toml_value(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'"{escaped}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")  # pragma: no cover

@@ -1,0 +1,47 @@
+"""Stage 5, merge: a query's chunk answers into one global ranking.
+
+    >>> from pipeline.records import Query
+    >>> q = Query("q1", "x", ["a", "b", "c"], ["a", "b", "c"], "row 1")
+    >>> state = PendingQuery(q, n_chunks=2, top_n=2)
+    >>> state.add([0, 1], [0.2, 0.9]); state.add([2], [0.9])
+    >>> [(d.position, d.score) for d in state.ranking()]
+    [(1, 0.9), (2, 0.9)]
+
+Order: score descending, ties by input position ascending, cut to top_n. Each chunk was
+asked for min(top_n, chunk size) results, so the global top_n is always among them; for a
+pointwise scorer the result equals one unchunked request's ranking.
+"""
+
+from __future__ import annotations
+
+from pipeline.records import Query, RankedDoc
+
+
+class PendingQuery:
+    """A query whose chunks are in flight. Written only once every chunk is in."""
+
+    __slots__ = ("query", "n_chunks", "top_n", "received", "positions", "scores", "failed")
+
+    def __init__(self, query: Query, n_chunks: int, top_n: int | None):
+        self.query = query
+        self.n_chunks = n_chunks
+        self.top_n = top_n
+        self.received = 0
+        self.positions: list[int] = []
+        self.scores: list[float] = []
+        self.failed = False  # set when one chunk failed: the query fails as a whole
+
+    def add(self, positions: list[int], scores: list[float]) -> None:
+        self.positions.extend(positions)
+        self.scores.extend(scores)
+        self.received += 1
+
+    @property
+    def complete(self) -> bool:
+        return self.received == self.n_chunks
+
+    def ranking(self) -> list[RankedDoc]:
+        order = sorted(range(len(self.positions)), key=lambda i: (-self.scores[i], self.positions[i]))
+        if self.top_n is not None:
+            order = order[: self.top_n]
+        return [RankedDoc(self.positions[i], self.scores[i]) for i in order]

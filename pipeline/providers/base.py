@@ -1,0 +1,154 @@
+"""What every provider adapter is: a pure translator between our records and one wire format.
+
+    >>> from pipeline.providers.jina import JinaAdapter
+    >>> a = JinaAdapter()
+    >>> a.build_request("m", "q", ["d0", "d1"], top_n=1)["top_n"]
+    1
+    >>> a.parse_answer(b'{"results": [{"index": 1, "relevance_score": 0.9}]}', 2, 1).results
+    [(1, 0.9)]
+
+An adapter builds a request body, parses an answer into (index, score) pairs plus a
+`ProviderUsage`, and parses an error body into one message. It never does I/O, so each is
+tested with plain bytes, and the call layer treats all of them alike.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import orjson
+
+from pipeline.call.errors import BadAnswer
+from pipeline.records import ProviderUsage
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    kind: str
+    path: str  # appended to base_url, e.g. "/v1/rerank"
+    default_base_url: str | None  # None: self-hosted, base_url must be given
+    default_key_env: str | None  # None: no key needed
+    max_docs_per_request: int
+    billing: str  # "tokens", "search_units" or "none"
+
+
+@dataclass(slots=True)
+class Answer:
+    results: list[tuple[int, float]]  # (index within the request, score)
+    usage: ProviderUsage
+
+
+@dataclass(slots=True)
+class ErrorInfo:
+    message: str
+    code: str | None = None
+    retryable: bool | None = None  # None: decided by the HTTP status
+
+
+class Adapter:
+    spec: ClassVar[ProviderSpec]
+
+    def build_request(self, model: str | None, query: str, documents: list[str], top_n: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def parse_answer(self, body: bytes, n_docs: int, top_n: int) -> Answer:
+        raise NotImplementedError
+
+    def parse_error(self, status: int, body: bytes) -> ErrorInfo:
+        return ErrorInfo(error_message(body) or f"HTTP {status}")
+
+    def url(self, base_url: str | None, endpoint: str | None) -> str:
+        """Where requests go: `endpoint` verbatim, else base_url + path (no doubled /v1)."""
+        if endpoint:
+            return endpoint
+        base = (base_url or self.spec.default_base_url or "").rstrip("/")
+        path = self.spec.path
+        for prefix in ("/v1", "/v2"):
+            if base.endswith(prefix) and path.startswith(prefix + "/"):
+                path = path[len(prefix) :]
+        return base + path
+
+
+def load_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        snippet = body[:120].decode("utf-8", "replace")
+        raise BadAnswer(f"answer is not JSON ({exc.msg}): {snippet!r}") from None
+
+
+def results_list(data: Any, key: str) -> list:
+    if not isinstance(data, dict):
+        raise BadAnswer(f"answer is a JSON {type(data).__name__}, expected an object with {key!r}")
+    items = data.get(key)
+    if not isinstance(items, list):
+        raise BadAnswer(f"answer has no {key!r} list")
+    return items
+
+
+def checked_results(items: list, n_docs: int, top_n: int, score_key: str = "relevance_score") -> list[tuple[int, float]]:
+    """Validate (index, score) items: the answer is never merged unless every check passes."""
+    out: list[tuple[int, float]] = []
+    seen: set[int] = set()
+    for pos, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BadAnswer(f"result {pos} is not an object")
+        index = item.get("index")
+        score = item.get(score_key)
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise BadAnswer(f"result {pos} has no integer 'index' (got {index!r})")
+        if not 0 <= index < n_docs:
+            raise BadAnswer(f"result {pos} has index {index}, outside 0..{n_docs - 1}")
+        if index in seen:
+            raise BadAnswer(f"index {index} appears twice in the answer")
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+            raise BadAnswer(f"result {pos} (index {index}) has no finite {score_key!r} (got {score!r})")
+        seen.add(index)
+        out.append((index, float(score)))
+    if len(out) < top_n:
+        raise BadAnswer(f"asked for {top_n} results, got {len(out)}")
+    return out
+
+
+def optional_int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return int(value)
+
+
+def error_message(body: bytes) -> str | None:
+    """One readable message from the error bodies rerank APIs send.
+
+    Jina / New API / one-api: {"error": {"message", "type", "code"}}; Cohere: {"message"};
+    Voyage, Xinference, FastAPI: {"detail": str | [{"msg"}]}; TEI: {"error", "error_type"}.
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body[:300].decode("utf-8", "replace").strip()
+        return text or None
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict):
+            msg = err.get("message") or err.get("msg")
+            code = err.get("code") or err.get("type")
+            if msg:
+                return f"{msg} ({code})" if code else str(msg)
+        if isinstance(err, str) and err:
+            kind = data.get("error_type")
+            return f"{err} ({kind})" if kind else err
+        detail = data.get("detail")
+        if isinstance(detail, str) and detail:
+            return detail
+        if isinstance(detail, list) and detail:
+            parts = [d.get("msg", str(d)) if isinstance(d, dict) else str(d) for d in detail]
+            return "; ".join(parts)
+        if isinstance(detail, dict) and detail:
+            return str(detail.get("message") or detail)
+        msg = data.get("message")
+        if isinstance(msg, str) and msg:
+            return msg
+    text = body[:300].decode("utf-8", "replace").strip()
+    return text or None

@@ -1,0 +1,16 @@
+"""Stage 1, read: candidate lists streamed from Parquet or JSONL, batch by batch.
+
+    >>> from pipeline.config import InputConfig
+    >>> reader = open_input(InputConfig(path="sample_data/candidates.jsonl"))  # doctest: +SKIP
+    >>> for batch in reader.batches():  # doctest: +SKIP
+    ...     for item in batch:          # a Query, or a Failure naming file, row and field
+    ...         ...
+
+Never more than one batch of rows (`input.batch_rows`) is held at a time, so memory stays
+flat however large the input grows.
+"""
+
+from pipeline.read.layouts import InputReader, open_input
+from pipeline.read.sources import InputError, resolve_sources
+
+__all__ = ["InputError", "InputReader", "open_input", "resolve_sources"]

@@ -1,0 +1,243 @@
+"""Turn row batches into `Query` records for the two layouts, validating every field.
+
+grouped: one row per query, `documents` a list of strings or of `{id, text}` structs,
+         optional `doc_ids`.
+pairs:   one row per candidate, a query's rows contiguous. A query is complete when the
+         next query id appears (or the input ends), so only one query is ever buffered.
+
+A row that cannot become a query is yielded as a `Failure` (stage "input") whose message
+names the file, row and field; the job goes on with the next row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.config import InputConfig
+from pipeline.read.sources import (
+    MISSING,
+    InputError,
+    RowBatch,
+    jsonl_batches,
+    parquet_batches,
+    resolve_sources,
+)
+from pipeline.records import Failure, Query
+
+Item = Query | Failure
+
+
+def open_input(cfg: InputConfig) -> InputReader:
+    return InputReader(cfg, resolve_sources(cfg.path, cfg.format))
+
+
+class InputReader:
+    def __init__(self, cfg: InputConfig, sources: list[tuple[Path, str]]):
+        self.cfg = cfg
+        self.sources = sources
+        c = cfg.columns
+        if cfg.layout == "grouped":
+            self.columns = [c.query_id, c.query, c.documents, c.doc_ids]
+            self.optional = {c.doc_ids}
+        else:
+            self.columns = [c.query_id, c.query, c.doc_id, c.text]
+            self.optional = {c.doc_id}
+
+    def check(self) -> None:
+        """Fail fast, before any request: every file opens and has the needed columns."""
+        for path, fmt in self.sources:
+            if fmt == "parquet":
+                for _ in parquet_batches(path, self.columns, self.optional, 1):
+                    break
+            else:
+                try:
+                    path.open("rb").close()
+                except OSError as exc:
+                    raise InputError(f"{path}: cannot open ({exc.strerror})") from None
+
+    def count_queries(self) -> int | None:
+        """Queries in the input when cheap to know (grouped Parquet: footer row counts)."""
+        if self.cfg.layout != "grouped" or any(fmt != "parquet" for _, fmt in self.sources):
+            return None
+        import pyarrow.parquet as pq
+
+        return sum(pq.ParquetFile(path).metadata.num_rows for path, _ in self.sources)
+
+    def row_batches(self) -> Iterator[RowBatch]:
+        for path, fmt in self.sources:
+            if fmt == "parquet":
+                yield from parquet_batches(path, self.columns, self.optional, self.cfg.batch_rows)
+            else:
+                yield from jsonl_batches(path, self.columns, self.cfg.batch_rows)
+
+    def batches(self) -> Iterator[list[Item]]:
+        """Yield lists of queries and input failures, in input order."""
+        if self.cfg.layout == "grouped":
+            for batch in self.row_batches():
+                yield _bad_rows(batch) + [self._grouped(batch, i) for i in range(len(batch))]
+        else:
+            group = PairsGroup()
+            for batch in self.row_batches():
+                out = _bad_rows(batch)
+                for i in range(len(batch)):
+                    out.extend(self._pairs_row(batch, i, group))
+                yield out
+            if group.query_id is not None:
+                yield [group.finish()]
+
+    # -- grouped ---------------------------------------------------------------------
+    def _grouped(self, batch: RowBatch, i: int) -> Item:
+        c = self.cfg.columns
+        label = batch.labels[i]
+        try:
+            qid = _query_id(batch.columns[c.query_id][i], c.query_id, label)
+        except FieldProblem as p:
+            return Failure(None, label, "input", p.error, str(p))
+        try:
+            text = _query_text(batch.columns[c.query][i], c.query, label)
+            docs, ids = _documents(batch, i, c.documents, c.doc_ids, label)
+        except FieldProblem as p:
+            return Failure(qid, label, "input", p.error, str(p))
+        return Query(qid, text, docs, ids, label)
+
+    # -- pairs -----------------------------------------------------------------------
+    def _pairs_row(self, batch: RowBatch, i: int, group: PairsGroup) -> list[Item]:
+        c = self.cfg.columns
+        label = batch.labels[i]
+        try:
+            qid = _query_id(batch.columns[c.query_id][i], c.query_id, label)
+        except FieldProblem as p:
+            return [Failure(None, label, "input", p.error, str(p))]
+        out: list[Item] = []
+        if qid != group.query_id:
+            if group.query_id is not None:
+                out.append(group.finish())
+            group.start(qid, label)
+        if group.problem is not None:
+            return out  # the query already failed; its remaining rows add nothing
+        try:
+            if not group.documents:
+                group.text = _query_text(batch.columns[c.query][i], c.query, label)
+            doc = batch.columns[c.text][i]
+            if doc is MISSING or doc is None:
+                raise FieldProblem("missing_field", f"{label}: field {c.text!r} is missing or null")
+            if not isinstance(doc, str):
+                raise FieldProblem(
+                    "not_text", f"{label}: field {c.text!r} is {type(doc).__name__}, not text"
+                )
+            doc_id_col = batch.columns.get(c.doc_id)
+            raw_id = doc_id_col[i] if doc_id_col is not None else MISSING
+            if raw_id is MISSING or raw_id is None:
+                doc_id = str(len(group.documents))
+            else:
+                doc_id = _id_string(raw_id, c.doc_id, label)
+            if doc_id in group.id_set:
+                raise FieldProblem("duplicate_doc_id", f"{label}: duplicate {c.doc_id} {doc_id!r} in query {qid!r}")
+        except FieldProblem as p:
+            group.problem = p
+            return out
+        group.documents.append(doc)
+        group.doc_ids.append(doc_id)
+        group.id_set.add(doc_id)
+        return out
+
+
+@dataclass(slots=True)
+class PairsGroup:
+    """The one query being assembled from contiguous pairs rows."""
+
+    query_id: str | None = None
+    source: str = ""
+    text: str = ""
+    documents: list[str] = field(default_factory=list)
+    doc_ids: list[str] = field(default_factory=list)
+    id_set: set[str] = field(default_factory=set)
+    problem: FieldProblem | None = None
+
+    def start(self, qid: str, label: str) -> None:
+        self.query_id, self.source, self.text = qid, label, ""
+        self.documents, self.doc_ids, self.id_set, self.problem = [], [], set(), None
+
+    def finish(self) -> Item:
+        assert self.query_id is not None
+        if self.problem is not None:
+            return Failure(self.query_id, self.source, "input", self.problem.error, str(self.problem))
+        return Query(self.query_id, self.text, self.documents, self.doc_ids, self.source)
+
+
+class FieldProblem(Exception):
+    def __init__(self, error: str, message: str):
+        super().__init__(message)
+        self.error = error
+
+
+def _bad_rows(batch: RowBatch) -> list[Item]:
+    return [Failure(None, label, "input", "unparseable_row", f"{label}: {msg}") for label, msg in batch.bad_rows]
+
+
+def _id_string(value: object, name: str, label: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise FieldProblem("bad_id", f"{label}: field {name!r} must be a string or integer, got {type(value).__name__}")
+
+
+def _query_id(value: object, name: str, label: str) -> str:
+    if value is MISSING or value is None:
+        raise FieldProblem("missing_field", f"{label}: field {name!r} is missing or null")
+    qid = _id_string(value, name, label)
+    if not qid.strip():
+        raise FieldProblem("missing_field", f"{label}: field {name!r} is empty")
+    return qid
+
+
+def _query_text(value: object, name: str, label: str) -> str:
+    if value is MISSING or value is None:
+        raise FieldProblem("missing_field", f"{label}: field {name!r} is missing or null")
+    if not isinstance(value, str):
+        raise FieldProblem("not_text", f"{label}: field {name!r} is {type(value).__name__}, not text")
+    if not value.strip():
+        raise FieldProblem("empty_query", f"{label}: field {name!r} is empty")
+    return value
+
+
+def _documents(batch: RowBatch, i: int, docs_name: str, ids_name: str, label: str) -> tuple[list[str], list[str]]:
+    raw = batch.columns[docs_name][i]
+    if raw is MISSING or raw is None:
+        raise FieldProblem("missing_field", f"{label}: field {docs_name!r} is missing or null")
+    if not isinstance(raw, list):
+        raise FieldProblem("not_a_list", f"{label}: field {docs_name!r} must be a list, got {type(raw).__name__}")
+    if not raw:
+        raise FieldProblem("no_candidates", f"{label}: field {docs_name!r} is an empty list")
+    ids_col = batch.columns.get(ids_name)
+    given_ids = ids_col[i] if ids_col is not None else MISSING
+    if given_ids is not MISSING and given_ids is not None:
+        if not isinstance(given_ids, list) or len(given_ids) != len(raw):
+            raise FieldProblem(
+                "bad_doc_ids",
+                f"{label}: field {ids_name!r} must be a list as long as {docs_name!r} ({len(raw)})",
+            )
+    else:
+        given_ids = None
+    docs: list[str] = []
+    ids: list[str] = []
+    for pos, doc in enumerate(raw):
+        doc_id = None
+        if isinstance(doc, dict):
+            doc_id = doc.get("id")
+            doc = doc.get("text")
+        if not isinstance(doc, str):
+            kind = "null" if doc is None else type(doc).__name__
+            raise FieldProblem("not_text", f"{label}: field {docs_name!r}[{pos}] is {kind}, not text")
+        if given_ids is not None:
+            doc_id = given_ids[pos]
+        ids.append(str(pos) if doc_id is None else _id_string(doc_id, f"{docs_name}[{pos}].id", label))
+        docs.append(doc)
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        dup = next(x for x in ids if x in seen or seen.add(x))
+        raise FieldProblem("duplicate_doc_id", f"{label}: duplicate document id {dup!r}")
+    return docs, ids

@@ -1,0 +1,152 @@
+"""Resume: what an earlier run of the same job into the same directory already finished.
+
+    state = prepare_resume(Path("out"), cfg, overwrite=False, retry_failed=False)
+    state.is_done("q17")  # True when q17 is in a committed results/ or failures/ part
+
+Only parts named in `_manifest.jsonl` count (see `pipeline.write`); anything else in the
+dataset folders was cut off by a crash and is removed here, before the run starts. A
+directory written by a *different* job (input, provider, model, top_n...) is refused
+unless `--overwrite` is given, so outputs of two jobs are never mixed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import pyarrow.parquet as pq
+
+from pipeline.config import JobConfig
+from pipeline.read import resolve_sources
+from pipeline.setup import SetupError
+from pipeline.write import DATASETS, committed_parts
+from pipeline.write.parts import MANIFEST
+
+JOB_FILE = "_job.json"
+
+
+def job_identity(cfg: JobConfig) -> dict:
+    """What must match for a directory to be resumed: everything that changes the output."""
+    sources = resolve_sources(cfg.input.path, cfg.input.format)
+    files = [[str(p), p.stat().st_size] for p, _ in sources]
+    identity = {
+        "input": {
+            "files": files,
+            "layout": cfg.input.layout,
+            "columns": sorted(vars_of(cfg.input.columns).items()),
+            "truncate": cfg.input.truncate,
+        },
+        "provider": {
+            "kind": cfg.provider.kind,
+            "model": cfg.provider.model,
+            "url": cfg.provider.endpoint or cfg.provider.base_url,
+        },
+        "output": {"top_n": cfg.output.top_n, "include_text": cfg.output.include_text},
+    }
+    return orjson.loads(orjson.dumps(identity))  # JSON-native, as it is stored
+
+
+def vars_of(obj) -> dict:
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+def fingerprint(identity: dict) -> str:
+    return hashlib.sha256(orjson.dumps(identity, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class ResumeState:
+    done_ids: set[str] = field(default_factory=set)
+    failure_sources: set[str] = field(default_factory=set)
+    resumed: bool = False
+
+    def is_done(self, query_id: str | None) -> bool:
+        return query_id is not None and query_id in self.done_ids
+
+    def failure_recorded(self, source: str) -> bool:
+        return source in self.failure_sources
+
+    def apply(self, writer) -> None:  # reserved for --retry-failed bookkeeping
+        return None
+
+
+def prepare_resume(out_dir: Path, cfg: JobConfig, *, overwrite: bool, retry_failed: bool) -> ResumeState:
+    identity = job_identity(cfg)
+    job_file = out_dir / JOB_FILE
+    if job_file.exists():
+        earlier = orjson.loads(job_file.read_bytes())
+        if overwrite:
+            clear_outputs(out_dir)
+        elif earlier.get("fingerprint") != fingerprint(identity):
+            diff = _differences(earlier.get("identity", {}), identity)
+            raise SetupError(
+                f"output.dir {str(out_dir)!r} holds the output of a different job ({diff}); "
+                "choose another output.dir, or pass --overwrite to replace it"
+            )
+    elif overwrite:
+        clear_outputs(out_dir)
+    elif any((out_dir / name).exists() and any((out_dir / name).iterdir()) for name in DATASETS):
+        raise SetupError(
+            f"output.dir {str(out_dir)!r} already holds files not written by this tool's job "
+            "record; choose another output.dir, or pass --overwrite to replace it"
+        )
+    job_file.write_bytes(orjson.dumps({"fingerprint": fingerprint(identity), "identity": identity}, option=orjson.OPT_INDENT_2))
+    _repair_manifest(out_dir)
+    parts = committed_parts(out_dir)
+    _remove_uncommitted(out_dir, parts)
+    state = ResumeState(resumed=any(parts.values()))
+    for path in parts["results"]:
+        column = pq.read_table(path, columns=["query_id"]).column("query_id")
+        state.done_ids.update(column.unique().to_pylist())
+    for path in parts["failures"]:
+        table = pq.read_table(path, columns=["query_id", "source"])
+        state.done_ids.update(q for q in table.column("query_id").to_pylist() if q is not None)
+        state.failure_sources.update(table.column("source").to_pylist())
+    return state
+
+
+def clear_outputs(out_dir: Path) -> None:
+    for name in DATASETS:
+        shutil.rmtree(out_dir / name, ignore_errors=True)
+    for name in (MANIFEST, JOB_FILE, "summary.json", "job.resolved.toml"):
+        (out_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(out_dir / "eval", ignore_errors=True)
+
+
+def _repair_manifest(out_dir: Path) -> None:
+    """Drop a last line cut off mid-write, so the next append starts on a fresh line."""
+    manifest = out_dir / MANIFEST
+    if not manifest.exists():
+        return
+    data = manifest.read_bytes()
+    if data and not data.endswith(b"\n"):
+        keep = data[: data.rfind(b"\n") + 1]
+        with open(manifest, "r+b") as fh:
+            fh.truncate(len(keep))
+
+
+def _remove_uncommitted(out_dir: Path, parts: dict[str, list[Path]]) -> None:
+    for name in DATASETS:
+        folder = out_dir / name
+        if not folder.exists():
+            continue
+        keep = {p.name for p in parts[name]}
+        for path in folder.iterdir():
+            if path.is_file() and path.name not in keep:
+                path.unlink()
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> str:
+    diffs = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            inner = _differences(a, b, f"{prefix}{key}.")
+            if inner:
+                diffs.append(inner)
+        elif a != b:
+            diffs.append(f"{prefix}{key}: was {a!r}, now {b!r}")
+    return "; ".join(diffs)

@@ -1,0 +1,283 @@
+"""The job runner: read -> chunk -> limit -> call -> merge -> write, with accounting beside.
+
+    outcome = asyncio.run(run_job(load_job("jobs/sample.toml")))
+
+Shape of a run: one producer reads input batches (in a worker thread, so parsing overlaps
+with the network), plans chunks and puts them on a bounded queue; a fixed pool of
+`max_concurrency` workers takes chunks off it, so chunks of different queries interleave
+and no task exists per chunk. A query is written once all its chunks are in, or failed
+once any chunk fails. Memory is bounded by the queue, not by the input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from pipeline.accounting.stats import JobStats
+from pipeline.call.client import ChunkFailed, RerankClient
+from pipeline.call.errors import AuthError
+from pipeline.call.transport import HttpTransport, LocalTransport, Transport
+from pipeline.chunk import plan_chunks
+from pipeline.config import JobConfig, to_toml
+from pipeline.limit import Limits
+from pipeline.merge import PendingQuery
+from pipeline.progress import Progress
+from pipeline.providers import get_adapter
+from pipeline.read import open_input
+from pipeline.records import Chunk, Failure, Query
+from pipeline.resume import ResumeState, prepare_resume
+from pipeline.setup import prepare_output_dir, resolve_key, resolve_url
+from pipeline.write import OutputWriter
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_SETUP, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+STOP_GRACE_S = 30.0  # how long in-flight requests may take to finish after Ctrl-C / SIGTERM
+
+
+@dataclass(slots=True)
+class Outcome:
+    exit_code: int
+    stats: JobStats
+    message: str = ""
+
+
+class JobRun:
+    def __init__(self, cfg: JobConfig, *, quiet: bool = False, overwrite: bool = False, retry_failed: bool = False):
+        self.cfg = cfg
+        self.quiet = quiet
+        self.overwrite = overwrite
+        self.retry_failed = retry_failed
+        self.adapter = get_adapter(cfg.provider.kind)
+        self.max_docs = cfg.limits.max_docs_per_request or self.adapter.spec.max_docs_per_request
+        self.out_dir = Path(cfg.output.dir)
+        self.stats = JobStats()
+        self.pending: dict[int, PendingQuery] = {}  # id(query) -> its state, while in flight
+        self.seen: set[str] = set()
+        self.stopping = asyncio.Event()
+        self.fatal: BaseException | None = None
+
+    # -- setup -------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Every check that can fail before a request is sent (raises SetupError/InputError)."""
+        self.key, self.key_env = resolve_key(self.cfg, self.adapter)
+        self.url = resolve_url(self.cfg, self.adapter)
+        self.reader = open_input(self.cfg.input)
+        self.reader.check()
+        prepare_output_dir(self.out_dir)
+        self.resume: ResumeState = prepare_resume(self.out_dir, self.cfg, overwrite=self.overwrite, retry_failed=self.retry_failed)
+        (self.out_dir / "job.resolved.toml").write_text(to_toml(self.cfg), encoding="utf-8")
+
+    def _transport(self) -> Transport:
+        if self.cfg.provider.kind == "local":
+            return LocalTransport()
+        lim = self.cfg.limits
+        return HttpTransport(self.url, self.key, lim.max_concurrency, lim.timeout_s, lim.connect_timeout_s)
+
+    # -- the run -------------------------------------------------------------------------
+    async def run(self) -> Outcome:
+        lim = self.cfg.limits
+        self.writer = OutputWriter(
+            self.out_dir, self.cfg.output.include_text, self.cfg.output.flush_rows, self.cfg.output.flush_seconds
+        )
+        self.resume.apply(self.writer)
+        limits = await Limits.create(lim.max_concurrency, lim.requests_per_minute, lim.tokens_per_minute)
+        transport = self._transport()
+        self.client = RerankClient(
+            self.adapter,
+            transport,
+            limits,
+            self.stats,
+            model=self.cfg.provider.model,
+            key_env=self.key_env,
+            secrets=[self.key] if self.key else [],
+            max_attempts=lim.max_attempts,
+            max_retry_wait_s=lim.max_retry_wait_s,
+            max_retry_time_s=lim.max_retry_time_s,
+        )
+        self.progress = Progress(self.stats, total=self.reader.count_queries(), quiet=self.quiet)
+        queue: asyncio.Queue[Chunk | None] = asyncio.Queue(maxsize=2 * lim.max_concurrency)
+        restore = _install_signal_handlers(self._request_stop)
+        try:
+            workers = [asyncio.create_task(self._worker(queue)) for _ in range(lim.max_concurrency)]
+            producer = asyncio.create_task(self._produce(queue, len(workers)))
+            ticker = asyncio.create_task(self._tick())
+            await self._supervise(producer, workers)
+            ticker.cancel()
+        finally:
+            restore()
+            await transport.close()
+            self.progress.close()
+            await self.writer.close()
+        return self._finish()
+
+    async def _supervise(self, producer: asyncio.Task, workers: list[asyncio.Task]) -> None:
+        everything = [producer, *workers]
+        done_waiter = asyncio.gather(*everything)
+        stop_waiter = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait([done_waiter, stop_waiter], return_when=asyncio.FIRST_COMPLETED)
+            if not done_waiter.done():
+                # Stopping: the producer stops reading and sends the workers home; queued
+                # chunks are dropped unsent; in-flight requests get a grace period (none
+                # after a 401/403, which stops the job at once).
+                grace = 0.0 if self.fatal is not None else STOP_GRACE_S
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(done_waiter), timeout=grace)
+        finally:
+            stop_waiter.cancel()
+            for task in everything:
+                task.cancel()
+            results = await asyncio.gather(*everything, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result
+
+    def _request_stop(self) -> None:
+        if not self.stopping.is_set():
+            print("\nstopping: finishing in-flight requests, then writing what is done", file=sys.stderr)
+        self.stopping.set()
+
+    async def _produce(self, queue: asyncio.Queue, n_workers: int) -> None:
+        batches = self.reader.batches()
+        try:
+            while not self.stopping.is_set():
+                batch = await asyncio.to_thread(next, batches, None)
+                if batch is None:
+                    break
+                for item in batch:
+                    if self.stopping.is_set():
+                        return
+                    for chunk in self._admit(item):
+                        await queue.put(chunk)
+                await self.writer.maybe_flush()
+        finally:
+            for _ in range(n_workers):
+                await queue.put(None)
+
+    def _admit(self, item: Query | Failure) -> list[Chunk]:
+        """Account for one input item; return the chunks to send for it (maybe none)."""
+        self.stats.queries_read += 1
+        if isinstance(item, Failure):
+            if self.resume.failure_recorded(item.source):
+                self.stats.queries_skipped += 1
+            else:
+                self._fail(item)
+            return []
+        qid = item.query_id
+        if qid in self.seen:
+            if self.resume.failure_recorded(item.source):
+                self.stats.queries_skipped += 1
+            else:
+                self._fail(Failure(qid, item.source, "input", "duplicate_query_id",
+                                   f"{item.source}: query_id {qid!r} appeared earlier in the input; "
+                                   "this later occurrence is not ranked"))
+            return []
+        self.seen.add(qid)
+        if self.resume.is_done(qid):
+            self.stats.queries_skipped += 1
+            self.progress.advance(0)
+            return []
+        self.stats.documents_read += len(item.documents)
+        top_n = self.cfg.output.top_n
+        chunks = plan_chunks(item, self.max_docs, self.cfg.limits.max_tokens_per_request, top_n)
+        self.stats.chunks += len(chunks)
+        self.pending[id(item)] = PendingQuery(item, len(chunks), top_n)
+        return chunks
+
+    async def _worker(self, queue: asyncio.Queue) -> None:
+        while True:
+            chunk = await queue.get()
+            if chunk is None:
+                return
+            state = self.pending.get(id(chunk.query))
+            if state is None or state.failed or self.stopping.is_set():
+                continue  # its query already failed, or we are stopping: send nothing
+            try:
+                scores = await self.client.rerank(chunk)
+            except ChunkFailed as exc:
+                self.stats.requests_failed += 1
+                self.writer.add_usage(exc.usage)
+                if not state.failed:
+                    state.failed = True
+                    del self.pending[id(chunk.query)]
+                    err = exc.error
+                    self._fail(Failure(chunk.query.query_id, chunk.query.source, "request",
+                                       f"http_{err.status}" if err.status else err.error,
+                                       f"chunk {chunk.number} ({chunk.n_docs} documents): {err.message}",
+                                       retryable=err.retryable))
+                continue
+            except AuthError as exc:
+                self.fatal = exc
+                self.stopping.set()
+                return
+            self.writer.add_usage(scores.usage)
+            if state.failed:
+                continue
+            state.add(scores.positions, scores.scores)
+            if state.complete:
+                del self.pending[id(chunk.query)]
+                ranking = state.ranking()
+                self.writer.add_ranked(state.query, ranking)
+                self.stats.queries_ranked += 1
+                self.stats.documents_ranked += len(state.query.documents)
+                self.progress.advance(len(state.query.documents))
+            await self.writer.maybe_flush()
+
+    def _fail(self, failure: Failure) -> None:
+        self.writer.add_failure(failure)
+        self.stats.queries_failed += 1
+        self.stats.failures_by_error[failure.error] += 1
+        self.progress.advance(0)
+
+    async def _tick(self) -> None:
+        """Flush on time even when no query completes (slow servers, long retries)."""
+        while True:
+            await asyncio.sleep(min(1.0, self.cfg.output.flush_seconds))
+            await self.writer.maybe_flush()
+            self.progress.refresh()
+
+    # -- the end ---------------------------------------------------------------------
+    def _finish(self) -> Outcome:
+        summary = self.stats.summary()
+        summary["provider"] = {"kind": self.cfg.provider.kind, "model": self.cfg.provider.model, "url": self.url}
+        interrupted = self.stopping.is_set()
+        summary["status"] = "auth_error" if self.fatal else "interrupted" if interrupted else "complete"
+        summary["queries"]["in_flight_not_written"] = len(self.pending)
+        (self.out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+        if self.fatal is not None:
+            return Outcome(EXIT_AUTH, self.stats, f"stopped: {self.fatal}")
+        if interrupted:
+            return Outcome(EXIT_INTERRUPTED, self.stats,
+                           "interrupted: finished work is saved; run the same command again to resume")
+        if not self.stats.accounted_for():
+            return Outcome(EXIT_SOME_FAILED, self.stats, "internal error: not every query was accounted for")
+        return Outcome(EXIT_SOME_FAILED if self.stats.queries_failed else EXIT_OK, self.stats)
+
+
+def _install_signal_handlers(callback) -> callable:
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, callback)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+            pass
+
+    def restore() -> None:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+    return restore
+
+
+async def run_job(cfg: JobConfig, **kwargs) -> Outcome:
+    job = JobRun(cfg, **kwargs)
+    job.prepare()
+    return await job.run()

@@ -1,0 +1,18 @@
+"""Stage 6, write: results, usage and failures as Parquet part files, committed in steps.
+
+    writer = OutputWriter(Path("out"), include_text=False)
+    writer.add_ranked(query, ranking); writer.add_usage(record); writer.add_failure(failure)
+    await writer.maybe_flush()   # every flush_rows rows or flush_seconds seconds
+    await writer.close()
+
+A flush is a commit: each dataset's buffered rows go to a temporary hidden file, which is
+fsynced and renamed to `part-NNNNNN-RUN.parquet`; only then is one line appended (and
+fsynced) to `_manifest.jsonl` naming the parts. A part that no manifest line names was cut
+off by a crash and is ignored and removed by the next run, so a half-written file is never
+read and a query is never counted twice. Readers may use
+`polars.scan_parquet("OUT/results/*.parquet")` at any time: hidden temp files do not match.
+"""
+
+from pipeline.write.parts import DATASETS, OutputWriter, committed_parts
+
+__all__ = ["DATASETS", "OutputWriter", "committed_parts"]

@@ -1,0 +1,206 @@
+"""The part-file writer and its manifest (see the package docstring for the protocol)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.records import Failure, Query, RankedDoc, UsageRecord
+
+MANIFEST = "_manifest.jsonl"
+DATASETS = ("results", "usage", "failures")
+
+RESULTS_SCHEMA = pa.schema(
+    [
+        ("query_id", pa.string()),
+        ("doc_id", pa.string()),
+        ("rank", pa.int32()),
+        ("score", pa.float64()),
+        ("input_rank", pa.int32()),
+    ]
+)
+USAGE_SCHEMA = pa.schema(
+    [
+        ("query_id", pa.string()),
+        ("chunk", pa.int32()),
+        ("n_docs", pa.int32()),
+        ("attempts", pa.int32()),
+        ("http_status", pa.int32()),
+        ("latency_ms", pa.float64()),
+        ("prompt_tokens", pa.int64()),
+        ("total_tokens", pa.int64()),
+        ("search_units", pa.float64()),
+        ("estimated_tokens", pa.int64()),
+        ("billing", pa.string()),
+        ("started_at", pa.timestamp("ms", tz="UTC")),
+    ]
+)
+FAILURES_SCHEMA = pa.schema(
+    [
+        ("query_id", pa.string()),
+        ("source", pa.string()),
+        ("stage", pa.string()),
+        ("error", pa.string()),
+        ("message", pa.string()),
+        ("retryable", pa.bool_()),
+    ]
+)
+
+
+def results_schema(include_text: bool) -> pa.Schema:
+    return RESULTS_SCHEMA.append(pa.field("text", pa.string())) if include_text else RESULTS_SCHEMA
+
+
+class OutputWriter:
+    def __init__(self, out_dir: Path, include_text: bool, flush_rows: int = 20_000, flush_seconds: float = 3.0):
+        self.out_dir = out_dir
+        self.include_text = include_text
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+        self.schemas = {"results": results_schema(include_text), "usage": USAGE_SCHEMA, "failures": FAILURES_SCHEMA}
+        self._buffers = {name: _empty(schema) for name, schema in self.schemas.items()}
+        self._pending_rows = 0
+        self._pending_queries = 0
+        self._last_flush = time.monotonic()
+        self._lock = asyncio.Lock()
+        self._seq = _next_seq(out_dir)
+        for name in DATASETS:
+            (out_dir / name).mkdir(parents=True, exist_ok=True)
+
+    # -- buffering (cheap, on the event loop) ----------------------------------------
+    def add_ranked(self, query: Query, ranking: list[RankedDoc]) -> None:
+        cols = self._buffers["results"]
+        qid = query.query_id
+        for rank, doc in enumerate(ranking, start=1):
+            cols["query_id"].append(qid)
+            cols["doc_id"].append(query.doc_ids[doc.position])
+            cols["rank"].append(rank)
+            cols["score"].append(doc.score)
+            cols["input_rank"].append(doc.position + 1)
+            if self.include_text:
+                cols["text"].append(query.documents[doc.position])
+        self._pending_rows += len(ranking)
+        self._pending_queries += 1
+
+    def add_failure(self, failure: Failure) -> None:
+        cols = self._buffers["failures"]
+        cols["query_id"].append(failure.query_id)
+        cols["source"].append(failure.source)
+        cols["stage"].append(failure.stage)
+        cols["error"].append(failure.error)
+        cols["message"].append(failure.message)
+        cols["retryable"].append(failure.retryable)
+        self._pending_rows += 1
+        self._pending_queries += 1
+
+    def add_usage(self, usage: UsageRecord) -> None:
+        cols = self._buffers["usage"]
+        for name in USAGE_SCHEMA.names:
+            value = getattr(usage, name)
+            if name == "started_at":
+                value = int(value * 1000)
+            cols[name].append(value)
+        self._pending_rows += 1
+
+    # -- committing (file I/O in a worker thread) -------------------------------------
+    def due(self) -> bool:
+        if not self._pending_rows:
+            return False
+        return self._pending_rows >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_seconds
+
+    async def maybe_flush(self) -> None:
+        if self.due():
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if not self._pending_rows:
+                return
+            buffers, self._buffers = self._buffers, {n: _empty(s) for n, s in self.schemas.items()}
+            queries, self._pending_queries, self._pending_rows = self._pending_queries, 0, 0
+            self._last_flush = time.monotonic()
+            seq, self._seq = self._seq, self._seq + 1
+            await asyncio.to_thread(self._commit, seq, buffers, queries)
+
+    async def close(self) -> None:
+        await self.flush()
+
+    def _commit(self, seq: int, buffers: dict[str, dict[str, list]], queries: int) -> None:
+        entry: dict[str, object] = {"seq": seq, "run": self.run_id, "queries": queries, "at": time.time()}
+        for name, cols in buffers.items():
+            n = len(next(iter(cols.values())))
+            if not n:
+                entry[name] = None
+                continue
+            table = pa.Table.from_pydict(cols, schema=self.schemas[name])
+            final = f"part-{seq:06d}-{self.run_id}.parquet"
+            tmp = self.out_dir / name / f".{final}.tmp"
+            pq.write_table(table, tmp, compression="zstd")
+            _fsync_file(tmp)
+            os.replace(tmp, self.out_dir / name / final)
+            _fsync_dir(self.out_dir / name)
+            entry[name] = final
+            entry[f"{name}_rows"] = n
+        with open(self.out_dir / MANIFEST, "ab") as fh:
+            fh.write(orjson.dumps(entry) + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def committed_parts(out_dir: Path) -> dict[str, list[Path]]:
+    """Part files a manifest line names, per dataset, in commit order."""
+    parts: dict[str, list[Path]] = {name: [] for name in DATASETS}
+    manifest = out_dir / MANIFEST
+    if not manifest.exists():
+        return parts
+    with open(manifest, "rb") as fh:
+        for line in fh:
+            try:
+                entry = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue  # a line cut off by a crash: its parts were never committed
+            for name in DATASETS:
+                if entry.get(name):
+                    parts[name].append(out_dir / name / entry[name])
+    return parts
+
+
+def _next_seq(out_dir: Path) -> int:
+    manifest = out_dir / MANIFEST
+    if not manifest.exists():
+        return 0
+    last = -1
+    with open(manifest, "rb") as fh:
+        for line in fh:
+            try:
+                last = max(last, int(orjson.loads(line)["seq"]))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+    return last + 1
+
+
+def _empty(schema: pa.Schema) -> dict[str, list]:
+    return {name: [] for name in schema.names}
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        _fsync_file(path)
+    except OSError:  # pragma: no cover - directories cannot be fsynced on some filesystems
+        pass
