@@ -65,7 +65,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         print_summary(outcome, cfg.output.dir)
     if outcome.message:
         print(outcome.message, file=sys.stderr)
+    if cfg.eval.qrels and outcome.exit_code in (0, 1):
+        code = run_job_eval(cfg, quiet=args.quiet)
+        if code:
+            return code
     return outcome.exit_code
+
+
+def run_job_eval(cfg, quiet: bool) -> int:
+    """The job's [eval] section: score the run against its judgments right after it."""
+    from pathlib import Path
+
+    from pipeline.evaluate import EvalInputError, evaluate_output_dir
+
+    if not quiet:
+        print(f"\nevaluation against {cfg.eval.qrels}:", file=sys.stderr)
+    try:
+        evaluate_output_dir(Path(cfg.output.dir), Path(cfg.eval.qrels), k=cfg.eval.k,
+                            relevance_threshold=cfg.eval.relevance_threshold, print_table=not quiet,
+                            stream=sys.stderr)
+    except EvalInputError as exc:
+        print(f"error: evaluation: {exc}", file=sys.stderr)
+        return EXIT_SETUP
+    return 0
 
 
 def print_summary(outcome: Outcome, out_dir: str) -> None:

@@ -144,21 +144,24 @@ class JobRun:
         self.stopping.set()
 
     async def _produce(self, queue: asyncio.Queue, n_workers: int) -> None:
+        await self._feed(queue)
+        # Reached on the input's end and on a stop, not on cancellation (then the workers
+        # are cancelled too): each worker goes home after the chunks queued before it.
+        for _ in range(n_workers):
+            await queue.put(None)
+
+    async def _feed(self, queue: asyncio.Queue) -> None:
         batches = self.reader.batches()
-        try:
-            while not self.stopping.is_set():
-                batch = await asyncio.to_thread(next, batches, None)
-                if batch is None:
-                    break
-                for item in batch:
-                    if self.stopping.is_set():
-                        return
-                    for chunk in self._admit(item):
-                        await queue.put(chunk)
-                await self.writer.maybe_flush()
-        finally:
-            for _ in range(n_workers):
-                await queue.put(None)
+        while not self.stopping.is_set():
+            batch = await asyncio.to_thread(next, batches, None)
+            if batch is None:
+                return
+            for item in batch:
+                if self.stopping.is_set():
+                    return
+                for chunk in self._admit(item):
+                    await queue.put(chunk)
+            await self.writer.maybe_flush()
 
     def _admit(self, item: Query | Failure) -> list[Chunk]:
         """Account for one input item; return the chunks to send for it (maybe none)."""

@@ -58,9 +58,9 @@ def write_delta_chart(
     else:
         axes.set_xticks([])
     axes.set_xlabel(f"queries, sorted by delta (n={len(values)})")
-    axes.set_ylabel(f"delta {metric}")
+    axes.set_ylabel(f"\u0394 {metric}")
     axes.set_title(
-        f"{metric}: {candidate} - {baseline} per query "
+        f"\u0394 {metric} per query, {candidate} \u2212 {baseline} "
         f"({better} better, {worse} worse, {len(values) - better - worse} same)"
     )
     figure.tight_layout()

@@ -7,6 +7,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
 
 class EvalInputError(Exception):
     """Bad evaluation input: the message names the file, the line or row, and the field.
@@ -20,3 +25,15 @@ class EvalInputError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+@contextmanager
+def open_text(path: Path) -> Iterator[TextIO]:
+    """Open a UTF-8 text file; OS and decoding errors (also while reading) become EvalInputError."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            yield handle
+    except OSError as exc:
+        raise EvalInputError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise EvalInputError(f"{path}: not UTF-8 text ({exc.reason})") from None

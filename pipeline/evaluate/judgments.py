@@ -28,7 +28,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.evaluate.errors import EvalInputError
+from pipeline.evaluate.errors import EvalInputError, open_text
 
 JUDGMENT_COLUMNS = ("query_id", "doc_id", "relevance")
 
@@ -101,12 +101,14 @@ def _id_from_value(value: object, name: str, where: str) -> str:
         raise EvalInputError(f"{where}: field {name!r} is {value!r}, not a string id")
     text = str(value)
     if not text or any(ch.isspace() for ch in text):
-        raise EvalInputError(f"{where}: field {name!r} is {text!r}: ids must be non-empty, without spaces")
+        raise EvalInputError(
+            f"{where}: field {name!r} is {text!r}: ids must be non-empty, without spaces"
+        )
     return text
 
 
 def _load_trec_qrels(path: Path, judgments: Judgments) -> None:
-    with _open_text(path) as lines:
+    with open_text(path) as lines:
         for number, line in enumerate(lines, start=1):
             fields = line.split()
             if not fields or fields[0].startswith("#"):
@@ -121,7 +123,7 @@ def _load_trec_qrels(path: Path, judgments: Judgments) -> None:
 
 
 def _load_jsonl(path: Path, judgments: Judgments) -> None:
-    with _open_text(path) as lines:
+    with open_text(path) as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -133,7 +135,9 @@ def _load_jsonl(path: Path, judgments: Judgments) -> None:
                     f"{where}: not valid JSON Lines ({exc.msg}); expected one object per line"
                 ) from None
             if not isinstance(record, dict):
-                raise EvalInputError(f"{where}: expected a JSON object with {', '.join(JUDGMENT_COLUMNS)}")
+                raise EvalInputError(
+                    f"{where}: expected a JSON object with {', '.join(JUDGMENT_COLUMNS)}"
+                )
             missing = [name for name in JUDGMENT_COLUMNS if name not in record]
             if missing:
                 raise EvalInputError(f"{where}: missing field {', '.join(map(repr, missing))}")
@@ -160,7 +164,7 @@ def _load_parquet(path: Path, judgments: Judgments) -> None:
     table = pq.read_table(path, columns=list(JUDGMENT_COLUMNS))
     columns = [table.column(name).to_pylist() for name in JUDGMENT_COLUMNS]
     # Rows are numbered from 1 in file order (pyarrow reads a single file in order).
-    for number, (query_id, doc_id, label) in enumerate(zip(*columns), start=1):
+    for number, (query_id, doc_id, label) in enumerate(zip(*columns, strict=True), start=1):
         where = f"{path} row {number}"
         judgments.add(
             _id_from_value(query_id, "query_id", where),
@@ -168,30 +172,6 @@ def _load_parquet(path: Path, judgments: Judgments) -> None:
             _label_from_value(label, where),
             f"row {number}",
         )
-
-
-class _open_text:
-    """Open a text file, turning OS and decoding errors into EvalInputError."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.handle = None
-
-    def __enter__(self):
-        try:
-            self.handle = open(self.path, encoding="utf-8")
-        except OSError as exc:
-            raise EvalInputError(f"{self.path}: cannot open ({exc.strerror})") from None
-        return self._lines()
-
-    def _lines(self):
-        try:
-            yield from self.handle
-        except UnicodeDecodeError as exc:
-            raise EvalInputError(f"{self.path}: not UTF-8 text ({exc.reason})") from None
-
-    def __exit__(self, *exc_info) -> None:
-        self.handle.close()
 
 
 def load_judgments(path: Path | str) -> Judgments:

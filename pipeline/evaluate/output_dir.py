@@ -19,10 +19,15 @@ first-stage list; ``cut_queries`` counts the queries where that is visible.
 
 from __future__ import annotations
 
-import math
-import tomllib
+import sys
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the project depends on tomli there
+    import tomli as tomllib
 
 from pipeline.evaluate.errors import EvalInputError
 from pipeline.evaluate.runs import RankedRun, scores_reproduce_order
@@ -47,7 +52,12 @@ class _Row:
     rank: int
     score: float
     input_rank: int
-    where: str
+    part: Path
+    row: int  # 1-based, in file order
+
+    @property
+    def where(self) -> str:
+        return f"{self.part} row {self.row}"
 
 
 def result_part_files(outdir: Path) -> list[Path]:
@@ -58,46 +68,66 @@ def result_part_files(outdir: Path) -> list[Path]:
     if not results.is_dir():
         raise EvalInputError(f"{outdir}: no 'results' folder; is this a pipeline output directory?")
     parts = sorted(
-        p
-        for p in results.glob("*.parquet")
-        if p.is_file() and not p.name.startswith((".", "_"))
+        p for p in results.glob("*.parquet") if p.is_file() and not p.name.startswith((".", "_"))
     )
     if not parts:
-        raise EvalInputError(f"{results}: no result files (*.parquet); has the job produced output yet?")
+        raise EvalInputError(
+            f"{results}: no result files (*.parquet); has the job produced output yet?"
+        )
     return parts
 
 
-def _int_field(value: object, name: str, where: str) -> int:
-    if value is None:
-        raise EvalInputError(f"{where}: field {name!r} is null")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise EvalInputError(f"{where}: field {name!r} is {value!r}, not a 1-based position")
-    return value
+def _first(mask) -> int | None:
+    """Index of the first true value of a boolean pyarrow array, or None."""
+    import pyarrow.compute as pc
+
+    index = pc.index(mask.fill_null(True), True).as_py()
+    return None if index < 0 else index
 
 
-def _id_field(value: object, name: str, where: str) -> str:
-    if value is None:
-        raise EvalInputError(f"{where}: field {name!r} is null")
-    if isinstance(value, (bool, float)):
-        raise EvalInputError(f"{where}: field {name!r} is {value!r}, not a string id")
-    text = str(value)
-    if not text or any(ch.isspace() for ch in text):
+def _checked_column(table, path: Path, name: str):
+    """One result column, validated for the whole file at once (pyarrow compute, not per row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = table.column(name).combine_chunks()
+    kind = column.type
+    row = _first(column.is_null())
+    if row is not None:
+        raise EvalInputError(f"{path} row {row + 1}: field {name!r} is null")
+    if name in ("query_id", "doc_id"):
+        if pa.types.is_integer(kind):
+            column = pc.cast(column, pa.string())  # compared as decimal text, like trec_eval
+        elif not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            raise EvalInputError(f"{path}: column {name!r} has type {kind}, expected strings")
         # TREC run files are whitespace separated: such an id could not be written back.
-        raise EvalInputError(f"{where}: field {name!r} is {text!r}: ids must be non-empty, without spaces")
-    return text
+        blank = pc.or_(pc.equal(pc.utf8_length(column), 0), pc.match_substring_regex(column, r"\s"))
+        row = _first(blank)
+        if row is not None:
+            raise EvalInputError(
+                f"{path} row {row + 1}: field {name!r} is {column[row].as_py()!r}: "
+                "ids must be non-empty, without spaces"
+            )
+    elif name == "score":
+        if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
+            raise EvalInputError(f"{path}: column 'score' has type {kind}, expected numbers")
+        column = pc.cast(column, pa.float64())
+        row = _first(pc.is_nan(column))
+        if row is not None:
+            raise EvalInputError(f"{path} row {row + 1}: field 'score' is NaN")
+    else:  # rank, input_rank
+        if not pa.types.is_integer(kind):
+            raise EvalInputError(f"{path}: column {name!r} has type {kind}, expected integers")
+        row = _first(pc.less(column, 1))
+        if row is not None:
+            raise EvalInputError(
+                f"{path} row {row + 1}: field {name!r} is {column[row].as_py()}, "
+                "not a 1-based position"
+            )
+    return column
 
 
-def _score_field(value: object, where: str) -> float:
-    if value is None:
-        raise EvalInputError(f"{where}: field 'score' is null")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise EvalInputError(f"{where}: field 'score' is {value!r}, not a number")
-    if math.isnan(value):
-        raise EvalInputError(f"{where}: field 'score' is NaN")
-    return float(value)
-
-
-def _read_part(path: Path, rows: dict[str, list[_Row]], seen: dict[tuple[str, str], str]) -> None:
+def _read_part(path: Path, rows: dict[str, list[_Row]]) -> None:
     import pyarrow.parquet as pq
 
     try:
@@ -110,31 +140,30 @@ def _read_part(path: Path, rows: dict[str, list[_Row]], seen: dict[tuple[str, st
             f"{path}: missing column {', '.join(map(repr, missing))} (has {', '.join(schema.names)})"
         )
     table = pq.read_table(path, columns=list(RESULT_COLUMNS))
-    columns = [table.column(name).to_pylist() for name in RESULT_COLUMNS]
-    for number, (qid, doc, rank, score, input_rank) in enumerate(zip(*columns), start=1):
-        where = f"{path} row {number}"
-        query_id = _id_field(qid, "query_id", where)
-        doc_id = _id_field(doc, "doc_id", where)
-        key = (query_id, doc_id)
-        if key in seen:
+    columns = [_checked_column(table, path, name).to_pylist() for name in RESULT_COLUMNS]
+    # Row numbers count from 1 in file order (pyarrow reads one file in order).
+    for number, (query_id, doc_id, rank, score, input_rank) in enumerate(
+        zip(*columns, strict=True), start=1
+    ):
+        rows.setdefault(query_id, []).append(_Row(doc_id, rank, score, input_rank, path, number))
+
+
+def _check_unique_docs(query_id: str, rows: list[_Row]) -> None:
+    if len({row.doc_id for row in rows}) == len(rows):
+        return
+    first: dict[str, _Row] = {}
+    for row in rows:
+        if row.doc_id in first:
             raise EvalInputError(
-                f"{where}: doc {doc_id!r} appears twice for query {query_id!r} (first at {seen[key]})"
+                f"{row.where}: doc {row.doc_id!r} appears twice for query {query_id!r} "
+                f"(first at {first[row.doc_id].where})"
             )
-        seen[key] = where
-        rows.setdefault(query_id, []).append(
-            _Row(
-                doc_id,
-                _int_field(rank, "rank", where),
-                _score_field(score, where),
-                _int_field(input_rank, "input_rank", where),
-                where,
-            )
-        )
+        first[row.doc_id] = row
 
 
 def _ordered(query_id: str, rows: list[_Row], position: str) -> list[_Row]:
     ordered = sorted(rows, key=lambda row: getattr(row, position))
-    for before, after in zip(ordered, ordered[1:]):
+    for before, after in pairwise(ordered):
         if getattr(before, position) == getattr(after, position):
             raise EvalInputError(
                 f"{after.where}: field {position!r} is {getattr(after, position)} for query "
@@ -158,9 +187,8 @@ def read_output_dir(outdir: Path | str) -> OutputDirRuns:
     """Both rankings of a pipeline output directory; errors name the part file and row."""
     outdir = Path(outdir)
     rows: dict[str, list[_Row]] = {}
-    seen: dict[tuple[str, str], str] = {}
     for part in result_part_files(outdir):
-        _read_part(part, rows, seen)
+        _read_part(part, rows)
     if not rows:
         raise EvalInputError(f"{outdir / 'results'}: the result files hold no rows")
 
@@ -169,6 +197,7 @@ def read_output_dir(outdir: Path | str) -> OutputDirRuns:
     runs = OutputDirRuns(first_stage, reranked, top_n=_configured_top_n(outdir))
     rank_order_differs = 0
     for query_id in sorted(rows):
+        _check_unique_docs(query_id, rows[query_id])
         by_rank = _ordered(query_id, rows[query_id], "rank")
         by_input = _ordered(query_id, rows[query_id], "input_rank")
         reranked.docs[query_id] = [row.doc_id for row in by_rank]

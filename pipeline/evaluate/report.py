@@ -42,7 +42,12 @@ def write_per_query(path: Path, systems: Sequence[SystemScores], metrics: Sequen
                 columns["value"].append(values[metric])
     frame = pl.DataFrame(
         columns,
-        schema={"query_id": pl.String, "system": pl.String, "metric": pl.String, "value": pl.Float64},
+        schema={
+            "query_id": pl.String,
+            "system": pl.String,
+            "metric": pl.String,
+            "value": pl.Float64,
+        },
     )
     frame.write_parquet(path)
 
@@ -149,7 +154,9 @@ def format_table(summary: dict) -> str:
             rows.append([metric, *(f"{summary['mean'][n][metric]:.4f}" for n in names)])
         lines += _render(rows, right_from=99)
         counts = ", ".join(str(summary["queries"][n]["evaluated"]) for n in names)
-        lines.append(f"({counts} queries evaluated; relevant = label >= {settings['relevance_threshold']})")
+        lines.append(
+            f"({counts} queries evaluated; relevant = label >= {settings['relevance_threshold']})"
+        )
     lines += _coverage_notes(summary)
     lines += [f"warning: {w}" for w in summary["warnings"]]
     return "\n".join(lines)
@@ -157,18 +164,22 @@ def format_table(summary: dict) -> str:
 
 def _coverage_notes(summary: dict) -> list[str]:
     notes = []
-    seen: set[tuple[int, int]] = set()
-    for name in summary["systems"]:
-        q = summary["queries"][name]
-        key = (q["ranked_without_judgments"], q["judged_not_ranked"])
-        if key == (0, 0) or key in seen:
+    counts = {
+        name: (q["ranked_without_judgments"], q["judged_not_ranked"])
+        for name, q in summary["queries"].items()
+    }
+    # Systems of one output directory share their queries: one note, without a name.
+    shared = len(set(counts.values())) == 1
+    for name, (unjudged, unranked) in counts.items():
+        if (unjudged, unranked) == (0, 0):
             continue
-        seen.add(key)
         notes.append(
-            f"note: {name}: {q['ranked_without_judgments']} ranked queries have no judgments and "
-            f"{q['judged_not_ranked']} judged queries were not ranked; both are left out of the "
+            f"note: {'' if shared else name + ': '}{unjudged} ranked queries have no judgments and "
+            f"{unranked} judged queries were not ranked; both are left out of the "
             "means, as trec_eval does without -c"
         )
+        if shared:
+            break
     duplicates = summary.get("judgments", {}).get("duplicate_judgments", 0)
     if duplicates:
         notes.append(

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.evaluate.errors import EvalInputError
+from pipeline.evaluate.errors import EvalInputError, open_text
 from pipeline.evaluate.metrics import trec_eval_order
 
 
@@ -58,34 +58,27 @@ def read_trec_run(path: Path | str, system: str | None = None) -> RankedRun:
     scored: dict[str, list[tuple[str, float]]] = {}
     seen: dict[tuple[str, str], int] = {}
     tags: dict[str, int] = {}
-    try:
-        handle = open(path, encoding="utf-8")
-    except OSError as exc:
-        raise EvalInputError(f"{path}: cannot open ({exc.strerror})") from None
-    with handle:
-        try:
-            for number, line in enumerate(handle, start=1):
-                fields = line.split()
-                if not fields or fields[0].startswith("#"):
-                    continue
-                where = f"{path} line {number}"
-                if len(fields) < 6:
-                    raise EvalInputError(
-                        f"{where}: expected 6 fields 'query_id Q0 doc_id rank score tag', "
-                        f"got {len(fields)}: {line.strip()!r}"
-                    )
-                query_id, _q0, doc_id, _rank, score_text, tag = fields[:6]
-                score = parse_score(score_text, where)
-                if (query_id, doc_id) in seen:
-                    raise EvalInputError(
-                        f"{where}: doc {doc_id!r} already ranked for query {query_id!r} on line "
-                        f"{seen[(query_id, doc_id)]} (trec_eval refuses duplicate documents too)"
-                    )
-                seen[(query_id, doc_id)] = number
-                tags.setdefault(tag, number)
-                scored.setdefault(query_id, []).append((doc_id, score))
-        except UnicodeDecodeError as exc:
-            raise EvalInputError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    with open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields or fields[0].startswith("#"):
+                continue
+            where = f"{path} line {number}"
+            if len(fields) < 6:
+                raise EvalInputError(
+                    f"{where}: expected 6 fields 'query_id Q0 doc_id rank score tag', "
+                    f"got {len(fields)}: {line.strip()!r}"
+                )
+            query_id, _q0, doc_id, _rank, score_text, tag = fields[:6]
+            score = parse_score(score_text, where)
+            if (query_id, doc_id) in seen:
+                raise EvalInputError(
+                    f"{where}: doc {doc_id!r} already ranked for query {query_id!r} on line "
+                    f"{seen[(query_id, doc_id)]} (trec_eval refuses duplicate documents too)"
+                )
+            seen[(query_id, doc_id)] = number
+            tags.setdefault(tag, number)
+            scored.setdefault(query_id, []).append((doc_id, score))
     if not scored:
         raise EvalInputError(f"{path}: no run lines found")
     first_tag = min(tags, key=tags.get)
@@ -112,7 +105,7 @@ def write_trec_run(run: RankedRun, path: Path, tag: str | None = None) -> None:
     lines = []
     for query_id in sorted(run.docs):
         for rank, (doc_id, score) in enumerate(
-            zip(run.docs[query_id], run.scores[query_id]), start=1
+            zip(run.docs[query_id], run.scores[query_id], strict=True), start=1
         ):
             lines.append(f"{query_id} Q0 {doc_id} {rank} {score!r} {tag}\n")
     path.write_text("".join(lines), encoding="utf-8")
@@ -120,4 +113,4 @@ def write_trec_run(run: RankedRun, path: Path, tag: str | None = None) -> None:
 
 def scores_reproduce_order(docs: list[str], scores: list[float]) -> bool:
     """True when trec_eval, sorting by these scores, gets exactly ``docs``."""
-    return trec_eval_order(zip(docs, scores)) == docs
+    return trec_eval_order(zip(docs, scores, strict=True)) == docs

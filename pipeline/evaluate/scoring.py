@@ -95,7 +95,9 @@ def score_run(
     run: RankedRun, judgments: Judgments, ks: Sequence[int], relevance_threshold: int = 1
 ) -> SystemScores:
     """Per-query metrics of ``run`` over the queries it shares with ``judgments``."""
-    ranked, judged = set(run.docs), set(judgments.by_query)
+    # A query with an empty set of judgments is not judged (trec_eval has no line for it).
+    ranked = set(run.docs)
+    judged = {query_id for query_id, docs in judgments.by_query.items() if docs}
     coverage = QueryCoverage(
         evaluated=sorted(ranked & judged),
         run_without_judgments=sorted(ranked - judged),
@@ -144,10 +146,10 @@ def compare(
     for metric in metrics:
         before = [baseline.per_query[q][metric] for q in queries]
         after = [candidate.per_query[q][metric] for q in queries]
-        deltas = [a - b for a, b in zip(after, before)]
+        deltas = [a - b for a, b in zip(after, before, strict=True)]
         result = run_test(test, before, after)
         n = len(queries) or 1
-        comparison.deltas[metric] = dict(zip(queries, deltas))
+        comparison.deltas[metric] = dict(zip(queries, deltas, strict=True))
         comparison.metrics.append(
             MetricComparison(
                 metric=metric,

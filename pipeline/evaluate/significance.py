@@ -93,7 +93,7 @@ def student_t_two_sided_p(t: float, df: float) -> float:
 def _differences(baseline: Sequence[float], candidate: Sequence[float]) -> list[float]:
     if len(baseline) != len(candidate):
         raise ValueError("paired tests need one baseline and one candidate value per query")
-    return [c - b for b, c in zip(baseline, candidate)]
+    return [c - b for b, c in zip(baseline, candidate, strict=True)]
 
 
 def paired_t_test(baseline: Sequence[float], candidate: Sequence[float]) -> TestResult:
@@ -167,4 +167,6 @@ def run_test(
         return paired_t_test(baseline, candidate)
     if name == "randomization":
         return paired_randomization_test(baseline, candidate, seed=seed)
-    raise ValueError(f"unknown significance test {name!r}; choose from {', '.join(SIGNIFICANCE_TESTS)}")
+    raise ValueError(
+        f"unknown significance test {name!r}; choose from {', '.join(SIGNIFICANCE_TESTS)}"
+    )

@@ -1,0 +1,196 @@
+"""A real rerank server on 127.0.0.1 for tests, speaking the Jina format, with fault knobs.
+
+    async with running_server(Knobs(max_docs=40)) as server:
+        ...  # point a job at server.base_url; inspect server.log afterwards
+
+Scores are pointwise and deterministic (a hash of query and document, rounded so that ties
+happen), so one unchunked request's ranking is known exactly: `reference_ranking`.
+
+Knobs: a document limit (413 above it), a required key (401 otherwise), queries answered
+with 400, a requests-per-second ceiling (429 above it, optional Retry-After), a latency,
+and `script`: a queue of one-shot faults for the next requests ("429", "500", "503",
+"408", "hang", "garbage", "truncated", "bad_index", "dup_index", "nan", "short", "reset").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import orjson
+from aiohttp import web
+
+
+def score(query: str, doc: str) -> float:
+    digest = hashlib.sha256(f"{query}\x00{doc}".encode()).digest()
+    return round(int.from_bytes(digest[:4], "big") / 2**32, 2)  # 2 decimals: ties are common
+
+
+def reference_ranking(query: str, documents: list[str], top_n: int | None = None) -> list[tuple[int, float]]:
+    """What one unchunked request ranks: score descending, ties by index ascending."""
+    ranked = sorted(((i, score(query, d)) for i, d in enumerate(documents)), key=lambda x: (-x[1], x[0]))
+    return ranked if top_n is None else ranked[:top_n]
+
+
+def pair_tokens(query: str, doc: str) -> int:
+    return len(query.split()) + len(doc.split()) + 2
+
+
+@dataclass
+class Knobs:
+    max_docs: int | None = None
+    require_key: str | None = None
+    reject_queries: set[str] = field(default_factory=set)  # answered 400
+    max_rps: float | None = None  # 429 above this many requests in any 1 s window
+    retry_after: str | None = None  # header sent with 429s from max_rps
+    latency_s: float = 0.0
+    hang_s: float = 3600.0
+    report_usage: bool = True
+    script: deque = field(default_factory=deque)  # one-shot faults, consumed in order
+
+
+@dataclass
+class Received:
+    at: float
+    status: int
+    n_docs: int
+    top_n: int | None
+    query: str
+    authorization: str | None
+
+
+class FakeRerankServer:
+    path = "/v1/rerank"
+
+    def __init__(self, knobs: Knobs | None = None):
+        self.knobs = knobs or Knobs()
+        self.log: list[Received] = []
+        self._window: deque[float] = deque()
+        self.base_url = ""
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024**2)
+        app.router.add_post(self.path, self.handle)
+        return app
+
+    def statuses(self) -> list[int]:
+        return [r.status for r in self.log]
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        k = self.knobs
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw)
+            query, docs = body["query"], body["documents"]
+            top_n = body.get("top_n")
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return self._reply(request, 400, {"error": {"message": "bad request body", "code": "invalid_request"}}, {}, 0, None, "")
+        n = len(docs)
+        auth = request.headers.get("Authorization")
+        fault = k.script.popleft() if k.script else None
+        if k.latency_s:
+            await asyncio.sleep(k.latency_s)
+        if k.require_key is not None and auth != f"Bearer {k.require_key}":
+            return self._reply(request, 401, {"error": {"message": "Invalid API key", "type": "auth", "code": "invalid_api_key"}}, {}, n, top_n, query)
+        if k.max_rps is not None:
+            now = time.monotonic()
+            while self._window and now - self._window[0] >= 1.0:
+                self._window.popleft()
+            if len(self._window) >= k.max_rps:
+                headers = {"Retry-After": k.retry_after} if k.retry_after else {}
+                return self._reply(request, 429, {"error": {"message": "rate limit exceeded", "code": "rate_limit"}}, headers, n, top_n, query)
+            self._window.append(now)
+        if fault in ("429", "500", "503", "408"):
+            status = int(fault)
+            headers = {"Retry-After": "0"} if status in (429, 503) else {}
+            return self._reply(request, status, {"error": {"message": f"injected {fault}"}}, headers, n, top_n, query)
+        if fault == "hang":
+            await asyncio.sleep(k.hang_s)
+        if fault == "reset":
+            request.transport.close()
+            self._record(request, 0, n, top_n, query)
+            return web.Response(status=200)
+        if fault == "garbage":
+            self._record(request, 200, n, top_n, query)
+            return web.Response(status=200, body=b"<html>502 Bad Gateway</html>", content_type="text/html")
+        if k.max_docs is not None and n > k.max_docs:
+            msg = f"too many documents: {n} > {k.max_docs}"
+            return self._reply(request, 413, {"error": {"message": msg, "code": "too_many_documents"}}, {}, n, top_n, query)
+        if query in k.reject_queries:
+            return self._reply(request, 400, {"error": {"message": "query rejected by policy", "code": "invalid_request"}}, {}, n, top_n, query)
+        ranked = reference_ranking(query, docs, top_n)
+        results = [{"index": i, "relevance_score": s} for i, s in ranked]
+        if fault == "bad_index" and results:
+            results[0]["index"] = n + 5
+        if fault == "dup_index" and len(results) > 1:
+            results[1]["index"] = results[0]["index"]
+        if fault == "nan" and results:
+            results[0]["relevance_score"] = "NaN"
+        if fault == "short" and results:
+            results = results[:-1]
+        answer: dict = {"model": body.get("model") or "fake-reranker", "results": results}
+        if k.report_usage:
+            tokens = sum(pair_tokens(query, d) for d in docs)
+            answer["usage"] = {"total_tokens": tokens, "prompt_tokens": tokens}
+        if fault == "truncated":
+            self._record(request, 200, n, top_n, query)
+            return web.Response(status=200, body=orjson.dumps(answer)[:-7], content_type="application/json")
+        return self._reply(request, 200, answer, {}, n, top_n, query)
+
+    def _reply(self, request, status, payload, headers, n, top_n, query) -> web.Response:
+        self._record(request, status, n, top_n, query)
+        return web.Response(status=status, body=orjson.dumps(payload), headers=headers, content_type="application/json")
+
+    def _record(self, request, status, n, top_n, query) -> None:
+        self.log.append(Received(time.monotonic(), status, n, top_n, query, request.headers.get("Authorization")))
+
+
+@contextlib.asynccontextmanager
+async def running_server(knobs: Knobs | None = None, server_cls: type = FakeRerankServer):
+    server = server_cls(knobs)
+    runner = web.AppRunner(server.app(), shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    server.base_url = f"http://127.0.0.1:{port}"
+    try:
+        yield server
+    finally:
+        await runner.cleanup()
+
+
+class ThreadedServer:
+    """The same server on its own loop in a thread, for tests that run the CLI as a subprocess."""
+
+    def __init__(self, knobs: Knobs | None = None, server_cls: type = FakeRerankServer):
+        self.knobs = knobs
+        self.server_cls = server_cls
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self.server: FakeRerankServer | None = None
+
+    def __enter__(self) -> FakeRerankServer:
+        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("test server did not start")
+        assert self.server is not None
+        return self.server
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with running_server(self.knobs, self.server_cls) as server:
+            self.server = server
+            self._ready.set()
+            await self._stop.wait()
+
+    def __exit__(self, *exc) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)

@@ -1,0 +1,353 @@
+"""End to end: pipeline output directory and run files in, eval/ files and table out; bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.evaluate import EvalInputError
+from pipeline.evaluate.command import evaluate_output_dir, evaluate_run_files, main
+from pipeline.evaluate.judgments import load_judgments
+from pipeline.evaluate.runs import read_trec_run
+
+REPO = Path(__file__).resolve().parents[1]
+
+# q1: reranking moves the two judged docs to the top; q2: it swaps a relevant doc down;
+# q3: ranked but never judged. q4 is judged but absent from the results.
+ROWS = [
+    # query_id, doc_id, rank, score, input_rank
+    ("q1", "d1", 3, 0.5, 1),
+    ("q1", "d2", 4, 0.1, 2),
+    ("q1", "d3", 1, 0.9, 3),
+    ("q1", "d4", 2, 0.8, 4),
+    ("q2", "a", 2, 0.2, 1),
+    ("q2", "b", 1, 0.7, 2),
+    ("q3", "z", 1, 0.3, 1),
+]
+QRELS = "q1 0 d3 2\nq1 0 d4 1\nq2 0 a 1\nq2 0 b 0\nq4 0 y 1\n"
+
+
+def write_results(outdir: Path, rows=ROWS, parts: int = 2) -> Path:
+    results = outdir / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    for i in range(parts):
+        chunk = rows[i::parts]
+        table = pa.table(
+            {
+                "query_id": [r[0] for r in chunk],
+                "doc_id": [r[1] for r in chunk],
+                "rank": pa.array([r[2] for r in chunk], pa.int32()),
+                "score": pa.array([r[3] for r in chunk], pa.float64()),
+                "input_rank": pa.array([r[4] for r in chunk], pa.int32()),
+                "text": [f"text of {r[1]}" for r in chunk],
+            }
+        )
+        pq.write_table(table, results / f"part-{i:05d}.parquet")
+    (results / ".part-00009.parquet.tmp").write_bytes(b"half written")  # must be ignored
+    return outdir
+
+
+@pytest.fixture
+def outdir(tmp_path: Path) -> Path:
+    write_results(tmp_path / "out")
+    (tmp_path / "qrels.txt").write_text(QRELS)
+    return tmp_path / "out"
+
+
+def test_output_dir_before_after(outdir: Path, capsys):
+    summary = evaluate_output_dir(outdir, outdir.parent / "qrels.txt", k=[1, 3, 10])
+    eval_dir = outdir / "eval"
+    # Hand-computed: first stage q1 = [unjudged, unjudged, 2, 1], q2 = [1, 0];
+    # reranked q1 = [2, 1, ...] (perfect), q2 = [0, 1].
+    fs, rr = summary["mean"]["first_stage"], summary["mean"]["reranked"]
+    assert fs["mrr"] == pytest.approx((1 / 3 + 1) / 2)
+    assert rr["mrr"] == pytest.approx((1 + 1 / 2) / 2)
+    q1_first_ndcg = (2 / math.log2(4) + 1 / math.log2(5)) / (2 + 1 / math.log2(3))
+    q2_reranked_ndcg = (1 / math.log2(3)) / 1
+    assert fs["ndcg"] == pytest.approx((q1_first_ndcg + 1.0) / 2)
+    assert rr["ndcg"] == pytest.approx((1.0 + q2_reranked_ndcg) / 2)
+    assert fs["p@1"] == 0.5 and rr["p@1"] == 0.5
+
+    cmp = summary["comparisons"][0]
+    assert (cmp["baseline"], cmp["candidate"], cmp["queries"], cmp["test"]) == (
+        "first_stage",
+        "reranked",
+        2,
+        "t-test",
+    )
+    mrr = cmp["metrics"]["mrr"]
+    assert (mrr["improved"], mrr["worse"], mrr["unchanged"]) == (1, 1, 0)
+    assert mrr["delta"] == pytest.approx(rr["mrr"] - fs["mrr"])
+    assert cmp["metrics"]["p@10"]["unchanged"] == 2
+    assert summary["queries"]["reranked"]["ranked_without_judgments"] == 1
+    assert summary["queries"]["reranked"]["judged_not_ranked"] == 1
+
+    per_query = pl.read_parquet(eval_dir / "per_query.parquet")
+    assert per_query.columns == ["query_id", "system", "metric", "value"]
+    assert per_query.schema["value"] == pl.Float64
+    assert per_query.height == 2 * 2 * len(summary["settings"]["metrics"])
+    q1_mrr = per_query.filter(
+        (pl.col("query_id") == "q1")
+        & (pl.col("system") == "first_stage")
+        & (pl.col("metric") == "mrr")
+    )["value"].to_list()
+    assert q1_mrr == [pytest.approx(1 / 3)]
+    assert json.loads((eval_dir / "summary.json").read_text()) == summary
+
+    table = capsys.readouterr().out
+    assert "first_stage" in table and "reranked" in table and "p (t-test)" in table
+    assert "1/1/0" in table  # mrr: better/worse/same
+    assert "1 ranked queries have no judgments" in table
+
+
+def test_written_run_files_reproduce_the_evaluation(outdir: Path):
+    summary = evaluate_output_dir(
+        outdir, outdir.parent / "qrels.txt", k=[1, 3, 10], print_table=False
+    )
+    eval_dir = outdir / "eval"
+    first = (eval_dir / "first_stage.trec").read_text().splitlines()
+    assert first[:4] == [
+        "q1 Q0 d1 1 -1.0 first_stage",
+        "q1 Q0 d2 2 -2.0 first_stage",
+        "q1 Q0 d3 3 -3.0 first_stage",
+        "q1 Q0 d4 4 -4.0 first_stage",
+    ]
+    assert (eval_dir / "reranked.trec").read_text().splitlines()[0] == "q1 Q0 d3 1 0.9 reranked"
+    again = evaluate_run_files(
+        [eval_dir / "first_stage.trec", eval_dir / "reranked.trec"],
+        outdir.parent / "qrels.txt",
+        outdir.parent / "again",
+        k=[1, 3, 10],
+        print_table=False,
+    )
+    assert again["mean"] == summary["mean"]
+    assert again["comparisons"][0]["metrics"] == summary["comparisons"][0]["metrics"]
+
+
+def test_chart_written_or_skipped_with_one_line(outdir: Path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib", reason="matplotlib (plot extra) not installed")
+    summary = evaluate_output_dir(outdir, outdir.parent / "qrels.txt", print_table=False)
+    png = outdir / "eval" / summary["files"]["chart"]
+    assert png.name == "delta_ndcg_at_10.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import now fails
+    summary = evaluate_output_dir(outdir, outdir.parent / "qrels.txt", out=outdir / "e2")
+    assert "chart" not in summary["files"]
+    assert "matplotlib is not installed" in capsys.readouterr().out
+    assert not list((outdir / "e2").glob("*.png"))
+
+
+def test_top_n_cut_and_tied_scores_are_warned(tmp_path: Path):
+    rows = [
+        ("q1", "d1", 2, 0.5, 1),
+        ("q1", "d2", 1, 0.5, 7),  # tie on 0.5; pipeline put d2 first, trec_eval would too (d2 > d1)
+        ("q2", "a", 1, 0.4, 3),
+        ("q2", "b", 2, 0.4, 1),  # tie; pipeline put a first, trec_eval would put b first
+    ]
+    out = write_results(tmp_path / "out", rows, parts=1)
+    (out / "job.resolved.toml").write_text("[output]\ntop_n = 2\n")
+    (tmp_path / "q.txt").write_text("q1 0 d1 1\nq2 0 a 1\n")
+    summary = evaluate_output_dir(out, tmp_path / "q.txt", k=[1], print_table=False)
+    assert summary["inputs"]["top_n"] == 2
+    warnings = " ".join(summary["warnings"])
+    assert "top_n=2" in warnings and "2 queries miss part of their first-stage list" in warnings
+    assert "1 queries: the 'rank' order differs" in warnings
+    # Evaluated in the delivered 'rank' order: q2 reranked puts the relevant 'a' first.
+    assert summary["mean"]["reranked"]["p@1"] == 0.5
+    reranked = read_trec_run(out / "eval" / "reranked.trec")
+    assert reranked.docs == {"q1": ["d2", "d1"], "q2": ["a", "b"]}
+
+
+# --- bad input: clear messages, exit status 2 -----------------------------------------------
+
+
+def _error(call) -> str:
+    with pytest.raises(EvalInputError) as info:
+        call()
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    "name, content, expected",
+    [
+        ("q.txt", "q1 0 d1 1\nq1 0 d2\n", "q.txt line 2: expected 4 fields"),
+        ("q.txt", "# comment\nq1 0 d1 high\n", "q.txt line 2: field 'relevance' is 'high'"),
+        (
+            "q.jsonl",
+            '{"query_id": "q1", "doc_id": "d1", "relevance": 1}\n{"query_id": "q1", "doc_id": "d2"}\n',
+            "q.jsonl line 2: missing field 'relevance'",
+        ),
+        (
+            "q.jsonl",
+            '{"query_id": "q1", "doc_id": "d1", "relevance": 0.5}\n',
+            "line 1: field 'relevance' is 0.5",
+        ),
+        ("q.jsonl", "not json\n", "q.jsonl line 1: not valid JSON Lines"),
+    ],
+)
+def test_malformed_judgments(tmp_path: Path, name: str, content: str, expected: str):
+    (tmp_path / name).write_text(content)
+    assert expected in _error(lambda: load_judgments(tmp_path / name))
+
+
+def test_parquet_judgments(tmp_path: Path):
+    path = tmp_path / "q.parquet"
+    pq.write_table(
+        pa.table({"query_id": ["q1", "q1"], "doc_id": ["d1", "d2"], "relevance": [2, None]}), path
+    )
+    assert "q.parquet row 2: field 'relevance' is None" in _error(lambda: load_judgments(path))
+    pq.write_table(pa.table({"query_id": [1], "doc_id": ["d1"], "relevance": [2]}), path)
+    assert load_judgments(path).by_query == {"1": {"d1": 2}}
+    pq.write_table(pa.table({"query_id": ["q1"], "doc": ["d1"], "relevance": [2]}), path)
+    assert "q.parquet: missing column 'doc_id'" in _error(lambda: load_judgments(path))
+
+
+def test_bad_results(tmp_path: Path):
+    (tmp_path / "q.txt").write_text(QRELS)
+    empty = tmp_path / "empty"
+    (empty / "results").mkdir(parents=True)
+    assert "no result files" in _error(lambda: evaluate_output_dir(empty, tmp_path / "q.txt"))
+    assert "output directory not found" in _error(
+        lambda: evaluate_output_dir(tmp_path / "nope", tmp_path / "q.txt")
+    )
+
+    broken = tmp_path / "broken" / "results"
+    broken.mkdir(parents=True)
+    pq.write_table(
+        pa.table({"query_id": ["q1"], "doc_id": ["d1"], "rank": [1], "score": [0.1]}),
+        broken / "p.parquet",
+    )
+    message = _error(lambda: evaluate_output_dir(broken.parent, tmp_path / "q.txt"))
+    assert "p.parquet: missing column 'input_rank'" in message
+
+    table = pa.table(
+        {
+            "query_id": ["q1", "q1"],
+            "doc_id": ["d1", "d2"],
+            "rank": [1, 2],
+            "score": [0.5, None],
+            "input_rank": [1, 2],
+        }
+    )
+    pq.write_table(table, broken / "p.parquet")
+    assert "p.parquet row 2: field 'score' is null" in _error(
+        lambda: evaluate_output_dir(broken.parent, tmp_path / "q.txt")
+    )
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (
+            {"doc_id": ["d1", "d1"]},
+            "p-1.parquet row 2: doc 'd1' appears twice for query 'q1' (first at",
+        ),
+        ({"doc_id": ["d1", "d 2"]}, "p-1.parquet row 2: field 'doc_id' is 'd 2'"),
+        ({"rank": [1, 0]}, "p-1.parquet row 2: field 'rank' is 0, not a 1-based position"),
+        ({"rank": [1, 1]}, "field 'rank' is 1 for query 'q1', the same as"),
+        ({"input_rank": ["1", "2"]}, "p-1.parquet: column 'input_rank' has type string"),
+        ({"score": [0.5, float("nan")]}, "p-1.parquet row 2: field 'score' is NaN"),
+    ],
+)
+def test_bad_result_rows(tmp_path: Path, change: dict, expected: str):
+    (tmp_path / "q.txt").write_text(QRELS)
+    columns = {"query_id": ["q1", "q1"], "doc_id": ["d1", "d2"], "rank": [1, 2]}
+    columns |= {"score": [0.5, 0.4], "input_rank": [1, 2], **change}
+    (tmp_path / "out" / "results").mkdir(parents=True)
+    pq.write_table(pa.table(columns), tmp_path / "out" / "results" / "p-1.parquet")
+    assert expected in _error(lambda: evaluate_output_dir(tmp_path / "out", tmp_path / "q.txt"))
+
+
+def test_single_run_file_from_cli(tmp_path: Path, capsys):
+    (tmp_path / "q.jsonl").write_text(
+        '{"query_id": "q1", "doc_id": "d2", "relevance": 2}\n'
+        '{"query_id": "q2", "doc_id": "x", "relevance": 1}\n'
+    )
+    (tmp_path / "bm25.run").write_text("q1 Q0 d1 1 3.0 bm25\nq1 Q0 d2 2 2.0 bm25\n")
+    argv = ["eval", "--run", str(tmp_path / "bm25.run"), "--qrels", str(tmp_path / "q.jsonl")]
+    assert main([*argv, "--out", str(tmp_path / "o"), "--k", "1,2"]) == 0
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["systems"] == ["bm25"] and summary["comparisons"] == []
+    assert summary["mean"]["bm25"]["mrr"] == 0.5 and summary["mean"]["bm25"]["ndcg@1"] == 0.0
+    assert summary["queries"]["bm25"]["judged_not_ranked"] == 1
+    out = capsys.readouterr().out
+    assert "bm25" in out and "0.5000" in out and "1 judged queries were not ranked" in out
+
+
+def test_duplicate_judgments_follow_trec_eval(outdir: Path):
+    qrels = outdir.parent / "dup.txt"
+    qrels.write_text(QRELS + "q1 0 d3 0\n")
+    message = _error(lambda: evaluate_output_dir(outdir, qrels, print_table=False))
+    assert (
+        "1 duplicate judgments" in message and "line 1 and line 6" in message and "'d3'" in message
+    )
+    qrels.write_text(QRELS + "q4 0 y 1\n")  # q4 is not ranked: counted, not fatal
+    summary = evaluate_output_dir(outdir, qrels, print_table=False)
+    assert summary["judgments"]["duplicate_judgments"] == 1
+
+
+def test_run_file_errors(tmp_path: Path):
+    (tmp_path / "q.txt").write_text(QRELS)
+    run = tmp_path / "r.run"
+    run.write_text("q1 Q0 d1 1 0.5 tag\nq1 Q0 d2 2 abc tag\n")
+    assert "r.run line 2: field 'score' is 'abc'" in _error(lambda: read_trec_run(run))
+    run.write_text("q1 Q0 d1 1 0.5 tag\nq1 Q0 d1 2 0.4 tag\n")
+    assert "already ranked for query 'q1' on line 1" in _error(lambda: read_trec_run(run))
+    run.write_text("Q1 Q0 d1 1 0.5 tag\n")
+    message = _error(lambda: evaluate_run_files([run], tmp_path / "q.txt", tmp_path / "o"))
+    assert "no query of" in message and "'Q1'" in message and "'q1'" in message
+
+
+def test_cli_exit_codes_and_no_traceback(outdir: Path, tmp_path: Path, capsys):
+    qrels = outdir.parent / "qrels.txt"
+    assert main(["eval", str(outdir), "--qrels", str(qrels), "--k", "1,5", "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["eval", str(outdir), "--qrels", str(qrels), "--k", "1,x"]) == 2
+    assert "error: k: '1,x' is not a comma-separated list" in capsys.readouterr().err
+    assert (
+        main(["eval", "--run", str(outdir / "eval" / "reranked.trec"), "--qrels", str(qrels)]) == 2
+    )
+    assert "--run needs --out" in capsys.readouterr().err
+    assert main(["eval", str(outdir), "--qrels", str(qrels), "--relevance-threshold", "0"]) == 2
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text("q1 0 d1\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.evaluate.command",
+            "eval",
+            str(outdir),
+            "--qrels",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "bad.txt line 1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_randomization_option(outdir: Path):
+    summary = evaluate_output_dir(
+        outdir, outdir.parent / "qrels.txt", k=[1], print_table=False, significance="randomization"
+    )
+    cmp = summary["comparisons"][0]
+    assert cmp["test"] == "randomization"
+    # 2 paired queries: exact test over 4 sign flips; mrr diffs are +2/3 and -1/2.
+    assert cmp["metrics"]["mrr"]["p_value"] == 1.0
