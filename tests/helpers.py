@@ -14,11 +14,7 @@ import pyarrow.parquet as pq
 from pipeline.config import JobConfig, load_job_text
 from pipeline.runner import JobRun, Outcome
 
-WORDS = (
-    "solar panel battery inverter grid roof cost install warranty efficiency voltage "
-    "recipe oven flour sugar butter bake bread dough yeast crust travel visa passport "
-    "flight hotel train ticket border museum tax refund income deduction receipt"
-).split()
+WORDS = ["solar", "panel", "battery", "inverter", "grid", "roof", "cost", "install", "warranty", "efficiency", "voltage", "recipe", "oven", "flour", "sugar", "butter", "bake", "bread", "dough", "yeast", "crust", "travel", "visa", "passport", "flight", "hotel", "train", "ticket", "border", "museum", "tax", "refund", "income", "deduction", "receipt"]
 
 
 def make_queries(n: int, sizes: list[int] | int, seed: int = 7) -> list[dict]:

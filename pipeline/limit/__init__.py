@@ -73,6 +73,10 @@ class Limits:
         self._slots = asyncio.Semaphore(max_concurrency)
         self._requests = requests
         self._tokens = tokens
+        # Token draws are taken one request at a time, first come first served: a request
+        # drawn in pieces would otherwise share the bucket with every other waiter and all
+        # large requests would crawl forward together, none starting.
+        self._token_turn = asyncio.Lock()
         self.cooldown = CoolDown()
 
     @classmethod
@@ -94,7 +98,8 @@ class Limits:
             if self._requests is not None:
                 await self._requests.acquire()
             if self._tokens is not None:
-                await _acquire_in_pieces(self._tokens, float(tokens))
+                async with self._token_turn:
+                    await _acquire_in_pieces(self._tokens, float(tokens))
             # A 429 may have arrived while we waited for the buckets.
             await self.cooldown.wait()
             yield
