@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar or end-of-run table")
     run.add_argument("--overwrite", action="store_true",
                      help="replace an output directory written by a different job")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="run again the queries in failures/ whose errors were transient")
     run.set_defaults(func=cmd_run)
     _add_optional_commands(sub)
     return parser
@@ -48,8 +50,10 @@ def _add_optional_commands(sub) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         cfg = load_job(args.job, args.overrides)
-        job = JobRun(cfg, quiet=args.quiet, overwrite=args.overwrite)
+        job = JobRun(cfg, quiet=args.quiet, overwrite=args.overwrite, retry_failed=args.retry_failed)
         job.prepare()
+        if args.retry_failed and not args.quiet:
+            print(f"retrying {job.resume.retrying} queries that failed with transient errors", file=sys.stderr)
     except (ConfigError, SetupError, InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_SETUP

@@ -65,6 +65,7 @@ class LimitsConfig:
     max_concurrency: int = 16
     max_docs_per_request: int | None = None  # None: the provider's safe default
     max_tokens_per_request: int | None = None
+    max_doc_tokens: int | None = None  # None: the provider's limit, if it has one
     max_attempts: int = 6
     timeout_s: float = 60.0
     connect_timeout_s: float = 10.0
@@ -111,6 +112,7 @@ POSITIVE = {
     "limits.max_concurrency",
     "limits.max_docs_per_request",
     "limits.max_tokens_per_request",
+    "limits.max_doc_tokens",
     "limits.max_attempts",
     "limits.timeout_s",
     "limits.connect_timeout_s",

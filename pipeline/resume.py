@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from pipeline.config import JobConfig
 from pipeline.read import resolve_sources
 from pipeline.setup import SetupError
-from pipeline.write import DATASETS, committed_parts
+from pipeline.write import DATASETS, committed_parts, drop_retryable_failures
 from pipeline.write.parts import MANIFEST
 
 JOB_FILE = "_job.json"
@@ -62,15 +62,15 @@ class ResumeState:
     done_ids: set[str] = field(default_factory=set)
     failure_sources: set[str] = field(default_factory=set)
     resumed: bool = False
+    retrying: int = 0  # transient failures taken out of failures/ to be run again
+    ranked_earlier: int = 0  # queries in results/ before this run
+    failed_earlier: int = 0  # rows in failures/ before this run
 
     def is_done(self, query_id: str | None) -> bool:
         return query_id is not None and query_id in self.done_ids
 
     def failure_recorded(self, source: str) -> bool:
         return source in self.failure_sources
-
-    def apply(self, writer) -> None:  # reserved for --retry-failed bookkeeping
-        return None
 
 
 def prepare_resume(out_dir: Path, cfg: JobConfig, *, overwrite: bool, retry_failed: bool) -> ResumeState:
@@ -95,14 +95,19 @@ def prepare_resume(out_dir: Path, cfg: JobConfig, *, overwrite: bool, retry_fail
         )
     job_file.write_bytes(orjson.dumps({"fingerprint": fingerprint(identity), "identity": identity}, option=orjson.OPT_INDENT_2))
     _repair_manifest(out_dir)
+    _remove_uncommitted(out_dir, committed_parts(out_dir))
+    retrying: list[str] = []
+    if retry_failed:
+        retrying = drop_retryable_failures(out_dir)
     parts = committed_parts(out_dir)
-    _remove_uncommitted(out_dir, parts)
-    state = ResumeState(resumed=any(parts.values()))
+    state = ResumeState(resumed=any(parts.values()), retrying=len(retrying))
     for path in parts["results"]:
         column = pq.read_table(path, columns=["query_id"]).column("query_id")
         state.done_ids.update(column.unique().to_pylist())
+    state.ranked_earlier = len(state.done_ids)
     for path in parts["failures"]:
         table = pq.read_table(path, columns=["query_id", "source"])
+        state.failed_earlier += table.num_rows
         state.done_ids.update(q for q in table.column("query_id").to_pylist() if q is not None)
         state.failure_sources.update(table.column("source").to_pylist())
     return state

@@ -24,7 +24,7 @@ from pipeline.accounting.stats import JobStats
 from pipeline.call.client import ChunkFailed, RerankClient
 from pipeline.call.errors import AuthError
 from pipeline.call.transport import HttpTransport, LocalTransport, Transport
-from pipeline.chunk import plan_chunks
+from pipeline.chunk import fit_documents, plan_chunks
 from pipeline.config import JobConfig, to_toml
 from pipeline.limit import Limits
 from pipeline.merge import PendingQuery
@@ -55,6 +55,7 @@ class JobRun:
         self.retry_failed = retry_failed
         self.adapter = get_adapter(cfg.provider.kind)
         self.max_docs = cfg.limits.max_docs_per_request or self.adapter.spec.max_docs_per_request
+        self.max_doc_tokens = cfg.limits.max_doc_tokens or getattr(self.adapter.spec, "max_doc_tokens", None)
         self.out_dir = Path(cfg.output.dir)
         self.stats = JobStats()
         self.pending: dict[int, PendingQuery] = {}  # id(query) -> its state, while in flight
@@ -85,7 +86,6 @@ class JobRun:
         self.writer = OutputWriter(
             self.out_dir, self.cfg.output.include_text, self.cfg.output.flush_rows, self.cfg.output.flush_seconds
         )
-        self.resume.apply(self.writer)
         limits = await Limits.create(lim.max_concurrency, lim.requests_per_minute, lim.tokens_per_minute)
         transport = self._transport()
         self.client = RerankClient(
@@ -187,6 +187,10 @@ class JobRun:
             self.progress.advance(0)
             return []
         self.stats.documents_read += len(item.documents)
+        problem = fit_documents(item, self.max_doc_tokens, self.cfg.input.truncate)
+        if problem is not None:
+            self._fail(Failure(qid, item.source, "input", "document_too_long", problem))
+            return []
         top_n = self.cfg.output.top_n
         chunks = plan_chunks(item, self.max_docs, self.cfg.limits.max_tokens_per_request, top_n)
         self.stats.chunks += len(chunks)
@@ -252,6 +256,11 @@ class JobRun:
         interrupted = self.stopping.is_set()
         summary["status"] = "auth_error" if self.fatal else "interrupted" if interrupted else "complete"
         summary["queries"]["in_flight_not_written"] = len(self.pending)
+        failed_total = self.resume.failed_earlier + self.stats.queries_failed
+        summary["output_dir_totals"] = {
+            "ranked": self.resume.ranked_earlier + self.stats.queries_ranked,
+            "failed": failed_total,
+        }
         (self.out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
         if self.fatal is not None:
             return Outcome(EXIT_AUTH, self.stats, f"stopped: {self.fatal}")
@@ -260,7 +269,8 @@ class JobRun:
                            "interrupted: finished work is saved; run the same command again to resume")
         if not self.stats.accounted_for():
             return Outcome(EXIT_SOME_FAILED, self.stats, "internal error: not every query was accounted for")
-        return Outcome(EXIT_SOME_FAILED if self.stats.queries_failed else EXIT_OK, self.stats)
+        # The status describes the whole output directory, earlier (resumed) runs included.
+        return Outcome(EXIT_SOME_FAILED if failed_total else EXIT_OK, self.stats)
 
 
 def _install_signal_handlers(callback) -> callable:

@@ -16,7 +16,29 @@ from __future__ import annotations
 from pipeline.chunk.tokens import estimate_tokens
 from pipeline.records import Chunk, Query
 
-__all__ = ["estimate_tokens", "plan_chunks", "pair_tokens"]
+__all__ = ["estimate_tokens", "fit_documents", "plan_chunks", "pair_tokens"]
+
+
+def fit_documents(query: Query, max_doc_tokens: int | None, truncate: str) -> str | None:
+    """Enforce the per-document size limit; return a problem message, or None when all fit.
+
+    truncate = "end": an over-long document is cut to the limit (on a character boundary)
+    and still ranked; "none": the query fails, naming the document. Never silently dropped.
+    """
+    if max_doc_tokens is None:
+        return None
+    limit_bytes = max_doc_tokens * 4  # the inverse of the bytes/4 estimate
+    for pos, doc in enumerate(query.documents):
+        if estimate_tokens(doc) <= max_doc_tokens:
+            continue
+        if truncate == "none":
+            return (
+                f"{query.source}: document {pos} (doc_id {query.doc_ids[pos]!r}) is about "
+                f"{estimate_tokens(doc)} tokens, over limits.max_doc_tokens = {max_doc_tokens}; "
+                "set input.truncate = \"end\" to cut such documents instead"
+            )
+        query.documents[pos] = doc.encode("utf-8")[:limit_bytes].decode("utf-8", "ignore")
+    return None
 
 
 def pair_tokens(query_tokens: int, doc_tokens: int) -> int:

@@ -13,6 +13,6 @@ read and a query is never counted twice. Readers may use
 `polars.scan_parquet("OUT/results/*.parquet")` at any time: hidden temp files do not match.
 """
 
-from pipeline.write.parts import DATASETS, OutputWriter, committed_parts
+from pipeline.write.parts import DATASETS, OutputWriter, committed_parts, drop_retryable_failures
 
-__all__ = ["DATASETS", "OutputWriter", "committed_parts"]
+__all__ = ["DATASETS", "OutputWriter", "committed_parts", "drop_retryable_failures"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
 from pipeline.records import Failure, Query, RankedDoc, UsageRecord
@@ -167,10 +169,50 @@ def committed_parts(out_dir: Path) -> dict[str, list[Path]]:
                 entry = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue  # a line cut off by a crash: its parts were never committed
+            for name, old in (entry.get("replaces") or {}).items():
+                gone = set(old)
+                parts[name] = [p for p in parts[name] if p.name not in gone]
             for name in DATASETS:
                 if entry.get(name):
                     parts[name].append(out_dir / name / entry[name])
     return parts
+
+
+def drop_retryable_failures(out_dir: Path) -> list[str]:
+    """For --retry-failed: commit a failures/ without the retryable rows; return their ids.
+
+    One new part holding the rows that stay replaces every earlier failures part, in one
+    manifest line. A crash before that line leaves the old parts in force; a crash after it
+    leaves the dropped queries in neither dataset, so the next run simply ranks them.
+    """
+    old = committed_parts(out_dir)["failures"]
+    if not old:
+        return []
+    table = pa.concat_tables([pq.read_table(p) for p in old])
+    retryable = table.column("retryable").fill_null(False)
+    dropped = table.filter(retryable).column("query_id").to_pylist()
+    if not dropped:
+        return []
+    kept = table.filter(pa.compute.invert(retryable))
+    seq = _next_seq(out_dir)
+    run_id = time.strftime("%Y%m%dT%H%M%S") + "-retry"
+    entry: dict[str, object] = {"seq": seq, "run": run_id, "queries": 0, "at": time.time(),
+                                "replaces": {"failures": [p.name for p in old]}, "failures": None}
+    if kept.num_rows:
+        final = f"part-{seq:06d}-{run_id}.parquet"
+        tmp = out_dir / "failures" / f".{final}.tmp"
+        pq.write_table(kept, tmp, compression="zstd")
+        _fsync_file(tmp)
+        os.replace(tmp, out_dir / "failures" / final)
+        _fsync_dir(out_dir / "failures")
+        entry["failures"] = final
+    with open(out_dir / MANIFEST, "ab") as fh:
+        fh.write(orjson.dumps(entry) + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    for path in old:
+        path.unlink(missing_ok=True)
+    return [q for q in dropped if q is not None]
 
 
 def _next_seq(out_dir: Path) -> int:
@@ -200,7 +242,6 @@ def _fsync_file(path: Path) -> None:
 
 
 def _fsync_dir(path: Path) -> None:
-    try:
+    # Some filesystems cannot fsync a directory; the rename is still atomic there.
+    with contextlib.suppress(OSError):
         _fsync_file(path)
-    except OSError:  # pragma: no cover - directories cannot be fsynced on some filesystems
-        pass
