@@ -7,7 +7,7 @@ rows, or as a `Failure` from any stage. Every input query ends as exactly one of
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(slots=True)
@@ -35,7 +35,8 @@ class Failure:
 
 @dataclass(slots=True)
 class Chunk:
-    """A slice `documents[start:stop]` of one query, sent as one request."""
+    """Documents of one query sent as one request: the slice `documents[start:stop]`, or,
+    for a listwise final pass, the candidates at `positions`."""
 
     query: Query
     number: int  # 0-based chunk index within the query
@@ -43,14 +44,21 @@ class Chunk:
     stop: int
     estimated_tokens: int
     top_n: int  # results asked of the server: min(job top_n, chunk size)
+    positions: list[int] | None = None  # set only for a final pass over merged candidates
 
     @property
     def n_docs(self) -> int:
-        return self.stop - self.start
+        return len(self.positions) if self.positions is not None else self.stop - self.start
 
     @property
     def documents(self) -> list[str]:
+        if self.positions is not None:
+            return [self.query.documents[p] for p in self.positions]
         return self.query.documents[self.start : self.stop]
+
+    def input_position(self, index: int) -> int:
+        """The input position of the request's `index`-th document."""
+        return self.positions[index] if self.positions is not None else self.start + index
 
 
 @dataclass(slots=True)
@@ -96,8 +104,3 @@ class RankedDoc:
     score: float
 
 
-@dataclass(slots=True)
-class ReadItems:
-    """What one read batch yields: parsed queries and input failures, in input order."""
-
-    items: list[Query | Failure] = field(default_factory=list)

@@ -121,7 +121,7 @@ class RerankClient:
             usage = self._usage(chunk, attempt, status, latency_ms, started_at, answer)
             return ChunkScores(
                 chunk,
-                [chunk.start + index for index, _ in answer.results],
+                [chunk.input_position(index) for index, _ in answer.results],
                 [score for _, score in answer.results],
                 usage,
             )
