@@ -24,16 +24,23 @@ from pipeline.accounting.stats import JobStats
 from pipeline.call.client import ChunkFailed, RerankClient
 from pipeline.call.errors import AuthError
 from pipeline.call.transport import HttpTransport, LocalTransport, Transport
-from pipeline.chunk import fit_documents, plan_chunks
+from pipeline.chunk import estimate_tokens, fit_documents, pair_tokens, plan_chunks
 from pipeline.config import JobConfig, to_toml
 from pipeline.limit import Limits
 from pipeline.merge import PendingQuery
 from pipeline.progress import Progress
 from pipeline.providers import get_adapter
+from pipeline.providers.models import model_profile
 from pipeline.read import open_input
 from pipeline.records import Chunk, Failure, Query
 from pipeline.resume import ResumeState, prepare_resume
-from pipeline.setup import prepare_output_dir, resolve_key, resolve_url
+from pipeline.setup import (
+    check_chunk_size,
+    prepare_output_dir,
+    resolve_key,
+    resolve_model,
+    resolve_url,
+)
 from pipeline.write import OutputWriter
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_SETUP, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -56,6 +63,16 @@ class JobRun:
         self.adapter = get_adapter(cfg.provider.kind)
         self.max_docs = cfg.limits.max_docs_per_request or self.adapter.spec.max_docs_per_request
         self.max_doc_tokens = cfg.limits.max_doc_tokens or getattr(self.adapter.spec, "max_doc_tokens", None)
+        self.max_tokens = cfg.limits.max_tokens_per_request or self.adapter.spec.max_tokens_per_request
+        self.profile = model_profile(cfg.provider.kind, cfg.provider.model or self.adapter.spec.default_model)
+        # A listwise model's chunk scores are not comparable: re-rank the merged leaders in
+        # one request of at most its window (and of the provider's request size).
+        self.final_window = (
+            min(self.profile.window or self.max_docs, self.max_docs)
+            if self.profile.listwise and cfg.limits.final_pass
+            else None
+        )
+        self.warned_listwise = False
         self.out_dir = Path(cfg.output.dir)
         self.stats = JobStats()
         self.pending: dict[int, PendingQuery] = {}  # id(query) -> its state, while in flight
@@ -67,7 +84,9 @@ class JobRun:
     def prepare(self) -> None:
         """Every check that can fail before a request is sent (raises SetupError/InputError)."""
         self.key, self.key_env = resolve_key(self.cfg, self.adapter)
+        self.model = resolve_model(self.cfg, self.adapter)
         self.url = resolve_url(self.cfg, self.adapter)
+        check_chunk_size(self.cfg, self.adapter, self.max_docs)
         self.reader = open_input(self.cfg.input)
         self.reader.check()
         prepare_output_dir(self.out_dir)
@@ -93,7 +112,7 @@ class JobRun:
             transport,
             limits,
             self.stats,
-            model=self.cfg.provider.model,
+            model=self.model,
             key_env=self.key_env,
             secrets=[self.key] if self.key else [],
             max_attempts=lim.max_attempts,
@@ -192,8 +211,10 @@ class JobRun:
             self._fail(Failure(qid, item.source, "input", "document_too_long", problem))
             return []
         top_n = self.cfg.output.top_n
-        chunks = plan_chunks(item, self.max_docs, self.cfg.limits.max_tokens_per_request, top_n)
+        chunks = plan_chunks(item, self.max_docs, self.max_tokens, top_n)
         self.stats.chunks += len(chunks)
+        if len(chunks) > 1 and self.profile.listwise:
+            self._warn_listwise(len(item.documents))
         self.pending[id(item)] = PendingQuery(item, len(chunks), top_n)
         return chunks
 
@@ -229,12 +250,53 @@ class JobRun:
             state.add(scores.positions, scores.scores)
             if state.complete:
                 del self.pending[id(chunk.query)]
-                ranking = state.ranking()
+                if self.final_window and state.n_chunks > 1:
+                    ranking = await self._final_pass(state)
+                    if ranking is None:
+                        continue
+                else:
+                    ranking = state.ranking()
                 self.writer.add_ranked(state.query, ranking)
                 self.stats.queries_ranked += 1
                 self.stats.documents_ranked += len(state.query.documents)
                 self.progress.advance(len(state.query.documents))
             await self.writer.maybe_flush()
+
+    async def _final_pass(self, state: PendingQuery) -> list | None:
+        """One more request: the merged leaders, re-ranked in a single listwise context."""
+        query = state.query
+        leaders = [d.position for d in state.ranking(cut=False)[: self.final_window]]
+        q_tokens = estimate_tokens(query.text)
+        tokens = sum(pair_tokens(q_tokens, estimate_tokens(query.documents[p])) for p in leaders)
+        top_n = len(leaders) if state.top_n is None else min(state.top_n, len(leaders))
+        chunk = Chunk(query, state.n_chunks, 0, 0, tokens, top_n, positions=leaders)
+        self.stats.chunks += 1
+        try:
+            scores = await self.client.rerank(chunk)
+        except ChunkFailed as exc:
+            self.stats.requests_failed += 1
+            self.writer.add_usage(exc.usage)
+            err = exc.error
+            self._fail(Failure(query.query_id, query.source, "request",
+                               f"http_{err.status}" if err.status else err.error,
+                               f"final pass ({len(leaders)} documents): {err.message}",
+                               retryable=err.retryable))
+            return None
+        self.writer.add_usage(scores.usage)
+        return state.final_pass_ranking(scores.positions, scores.scores)
+
+    def _warn_listwise(self, n_docs: int) -> None:
+        self.stats.listwise_chunked += 1
+        if self.warned_listwise:
+            return
+        self.warned_listwise = True
+        if self.final_window:
+            how = f"each such query's merged top {self.final_window} is re-ranked in one request (limits.final_pass)"
+        else:
+            how = (f"set limits.final_pass = true to re-rank the merged top "
+                   f"{min(self.profile.window or self.max_docs, self.max_docs)} in one request")
+        print(f"warning: {self.profile.note}; a list of {n_docs} candidates is split into chunks "
+              f"whose scores are not exactly comparable: {how}", file=sys.stderr)
 
     def _fail(self, failure: Failure) -> None:
         self.writer.add_failure(failure)
@@ -252,7 +314,9 @@ class JobRun:
     # -- the end ---------------------------------------------------------------------
     def _finish(self) -> Outcome:
         summary = self.stats.summary()
-        summary["provider"] = {"kind": self.cfg.provider.kind, "model": self.cfg.provider.model, "url": self.url}
+        summary["provider"] = {"kind": self.cfg.provider.kind, "model": self.model, "url": self.url,
+                               "billing": self.adapter.spec.billing, "listwise": self.profile.listwise,
+                               "final_pass": bool(self.final_window)}
         interrupted = self.stopping.is_set()
         summary["status"] = "auth_error" if self.fatal else "interrupted" if interrupted else "complete"
         summary["queries"]["in_flight_not_written"] = len(self.pending)

@@ -27,7 +27,8 @@ def resolve_key(cfg: JobConfig, adapter: Adapter) -> tuple[str | None, str | Non
     if cfg.provider.api_key_env:
         names = [cfg.provider.api_key_env]
     else:
-        names = [n for n in (adapter.spec.default_key_env, FALLBACK_KEY_ENV) if n]
+        spec = adapter.spec
+        names = [n for n in (spec.default_key_env, *spec.alt_key_envs, FALLBACK_KEY_ENV) if n]
     for name in names:
         value = os.environ.get(name, "").strip()
         if value:
@@ -42,6 +43,27 @@ def resolve_key(cfg: JobConfig, adapter: Adapter) -> tuple[str | None, str | Non
             f"to the variable that holds your {cfg.provider.kind} key"
         )
     return None, names[0] if names else None
+
+
+def resolve_model(cfg: JobConfig, adapter: Adapter) -> str | None:
+    """The model the requests will name: the job's, else the provider's default."""
+    model = cfg.provider.model or adapter.spec.default_model
+    if model is None and adapter.spec.requires_model:
+        raise SetupError(
+            f"provider.model is not set: {cfg.provider.kind} needs the name of the model the "
+            "server has loaded, e.g. --set provider.model=bge-reranker-v2-m3"
+        )
+    return model
+
+
+def check_chunk_size(cfg: JobConfig, adapter: Adapter, max_docs: int) -> None:
+    unit = adapter.spec.docs_per_billing_unit
+    if unit and max_docs % unit:
+        print(
+            f"warning: limits.max_docs_per_request = {max_docs} is not a multiple of {unit}: "
+            f"{cfg.provider.kind} bills per {unit} documents, so partly filled units are wasted",
+            file=sys.stderr,
+        )
 
 
 def resolve_url(cfg: JobConfig, adapter: Adapter) -> str:

@@ -9,7 +9,12 @@ happen), so one unchunked request's ranking is known exactly: `reference_ranking
 Knobs: a document limit (413 above it), a required key (401 otherwise), queries answered
 with 400, a requests-per-second ceiling (429 above it, optional Retry-After), a latency,
 and `script`: a queue of one-shot faults for the next requests ("429", "500", "503",
-"408", "hang", "garbage", "truncated", "bad_index", "dup_index", "nan", "short", "reset").
+"408", "hang", "garbage", "truncated", "bad_index", "dup_index", "nan", "short", "reset",
+"429_bare": a 429 without Retry-After).
+
+Other wire formats (tests/fake_providers.py) subclass the server and override the hooks
+`read_request`, `check_request`, `error_payload`, `answer_payload` and `answer_headers`;
+the fault logic and the scoring stay here, shared.
 """
 
 from __future__ import annotations
@@ -62,10 +67,24 @@ class Received:
     top_n: int | None
     query: str
     authorization: str | None
+    body: dict | None = None  # the parsed request body, to check the exact fields sent
+
+
+JSON_BODY = web.RequestKey("json_body", dict)  # the parsed body, kept for the request log
+
+
+class RejectRequest(Exception):
+    """Raised by a `check_request` hook: answer with this status and payload."""
+
+    def __init__(self, status: int, payload: object):
+        super().__init__(status)
+        self.status = status
+        self.payload = payload
 
 
 class FakeRerankServer:
     path = "/v1/rerank"
+    too_many_docs_status = 413
 
     def __init__(self, knobs: Knobs | None = None):
         self.knobs = knobs or Knobs()
@@ -81,34 +100,64 @@ class FakeRerankServer:
     def statuses(self) -> list[int]:
         return [r.status for r in self.log]
 
+    # -- wire-format hooks (Jina format here) ------------------------------------------------
+    def read_request(self, body: dict) -> tuple[str, list[str], int | None]:
+        """(query, documents, top_n); KeyError/TypeError for a malformed body."""
+        return body["query"], body["documents"], body.get("top_n")
+
+    def check_request(self, body: dict) -> None:
+        """Raise RejectRequest for a body this API refuses."""
+
+    def error_payload(self, status: int, error: dict) -> object:
+        """`error` is Jina-shaped: {"message", "code"?, "type"?}."""
+        return {"error": error}
+
+    def answer_payload(self, body: dict, results: list[dict], tokens: int | None) -> object:
+        """`results`: [{"index", "relevance_score"}], ranked; `tokens`: None to report no usage."""
+        answer: dict = {"model": body.get("model") or "fake-reranker", "results": results}
+        if tokens is not None:
+            answer["usage"] = {"total_tokens": tokens, "prompt_tokens": tokens}
+        return answer
+
+    def answer_headers(self, tokens: int | None) -> dict[str, str]:
+        return {}
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         k = self.knobs
         raw = await request.read()
         try:
             body = orjson.loads(raw)
-            query, docs = body["query"], body["documents"]
-            top_n = body.get("top_n")
+            request[JSON_BODY] = body
+            query, docs, top_n = self.read_request(body)
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            return self._reply(request, 400, {"error": {"message": "bad request body", "code": "invalid_request"}}, {}, 0, None, "")
+            return self._reply(request, 400, self.error_payload(400, {"message": "bad request body", "code": "invalid_request"}), {}, 0, None, "")
+        except RejectRequest as rejected:
+            return self._reply(request, rejected.status, rejected.payload, {}, 0, None, "")
         n = len(docs)
         auth = request.headers.get("Authorization")
         fault = k.script.popleft() if k.script else None
         if k.latency_s:
             await asyncio.sleep(k.latency_s)
         if k.require_key is not None and auth != f"Bearer {k.require_key}":
-            return self._reply(request, 401, {"error": {"message": "Invalid API key", "type": "auth", "code": "invalid_api_key"}}, {}, n, top_n, query)
+            return self._reply(request, 401, self.error_payload(401, {"message": "Invalid API key", "type": "auth", "code": "invalid_api_key"}), {}, n, top_n, query)
+        try:
+            self.check_request(body)
+        except RejectRequest as rejected:
+            return self._reply(request, rejected.status, rejected.payload, {}, n, top_n, query)
         if k.max_rps is not None:
             now = time.monotonic()
             while self._window and now - self._window[0] >= 1.0:
                 self._window.popleft()
             if len(self._window) >= k.max_rps:
                 headers = {"Retry-After": k.retry_after} if k.retry_after else {}
-                return self._reply(request, 429, {"error": {"message": "rate limit exceeded", "code": "rate_limit"}}, headers, n, top_n, query)
+                return self._reply(request, 429, self.error_payload(429, {"message": "rate limit exceeded", "code": "rate_limit"}), headers, n, top_n, query)
             self._window.append(now)
         if fault in ("429", "500", "503", "408"):
             status = int(fault)
             headers = {"Retry-After": "0"} if status in (429, 503) else {}
-            return self._reply(request, status, {"error": {"message": f"injected {fault}"}}, headers, n, top_n, query)
+            return self._reply(request, status, self.error_payload(status, {"message": f"injected {fault}"}), headers, n, top_n, query)
+        if fault == "429_bare":
+            return self._reply(request, 429, self.error_payload(429, {"message": "injected 429"}), {}, n, top_n, query)
         if fault == "hang":
             await asyncio.sleep(k.hang_s)
         if fault == "reset":
@@ -120,9 +169,10 @@ class FakeRerankServer:
             return web.Response(status=200, body=b"<html>502 Bad Gateway</html>", content_type="text/html")
         if k.max_docs is not None and n > k.max_docs:
             msg = f"too many documents: {n} > {k.max_docs}"
-            return self._reply(request, 413, {"error": {"message": msg, "code": "too_many_documents"}}, {}, n, top_n, query)
+            status = self.too_many_docs_status
+            return self._reply(request, status, self.error_payload(status, {"message": msg, "code": "too_many_documents"}), {}, n, top_n, query)
         if query in k.reject_queries:
-            return self._reply(request, 400, {"error": {"message": "query rejected by policy", "code": "invalid_request"}}, {}, n, top_n, query)
+            return self._reply(request, 400, self.error_payload(400, {"message": "query rejected by policy", "code": "invalid_request"}), {}, n, top_n, query)
         ranked = reference_ranking(query, docs, top_n)
         results = [{"index": i, "relevance_score": s} for i, s in ranked]
         if fault == "bad_index" and results:
@@ -133,21 +183,23 @@ class FakeRerankServer:
             results[0]["relevance_score"] = "NaN"
         if fault == "short" and results:
             results = results[:-1]
-        answer: dict = {"model": body.get("model") or "fake-reranker", "results": results}
-        if k.report_usage:
-            tokens = sum(pair_tokens(query, d) for d in docs)
-            answer["usage"] = {"total_tokens": tokens, "prompt_tokens": tokens}
+        tokens = sum(pair_tokens(query, d) for d in docs) if k.report_usage else None
+        answer = self.answer_payload(body, results, tokens)
+        headers = self.answer_headers(tokens)
         if fault == "truncated":
             self._record(request, 200, n, top_n, query)
-            return web.Response(status=200, body=orjson.dumps(answer)[:-7], content_type="application/json")
-        return self._reply(request, 200, answer, {}, n, top_n, query)
+            return web.Response(status=200, body=orjson.dumps(answer)[:-7], headers=headers, content_type="application/json")
+        return self._reply(request, 200, answer, headers, n, top_n, query)
 
     def _reply(self, request, status, payload, headers, n, top_n, query) -> web.Response:
         self._record(request, status, n, top_n, query)
+        if isinstance(payload, str):  # a plain-text error, as some frameworks send
+            return web.Response(status=status, text=payload, headers=headers, content_type="text/plain")
         return web.Response(status=status, body=orjson.dumps(payload), headers=headers, content_type="application/json")
 
     def _record(self, request, status, n, top_n, query) -> None:
-        self.log.append(Received(time.monotonic(), status, n, top_n, query, request.headers.get("Authorization")))
+        self.log.append(Received(time.monotonic(), status, n, top_n, query, request.headers.get("Authorization"),
+                                 request.get(JSON_BODY)))
 
 
 @contextlib.asynccontextmanager

@@ -60,7 +60,7 @@ async def test_full_ranking_without_top_n_and_ranks_are_dense(tmp_path, out_dir)
     assert outcome.exit_code == EXIT_OK
     assert actual_rows(out_dir) == expected_rows(queries, None)
     df = results(out_dir)
-    for qid, group in df.group_by("query_id"):
+    for _qid, group in df.group_by("query_id"):
         assert sorted(group["rank"].to_list()) == list(range(1, group.height + 1))
 
 
@@ -232,3 +232,28 @@ async def test_usage_rows_keep_reported_and_null_tokens(tmp_path, out_dir):
     assert u["total_tokens"].null_count() == 0
     summary = orjson.loads((out_dir / "b" / "summary.json").read_bytes())
     assert summary["tokens"]["reported_total"] == u["total_tokens"].sum()
+
+
+async def test_listwise_model_warns_and_final_pass_reranks_the_leaders_in_one_request(tmp_path, out_dir, capsys):
+    queries = make_queries(4, [150, 30, 64, 65], seed=15)
+    path = write_grouped_parquet(tmp_path / "in.parquet", queries)
+    async with running_server(Knobs(max_docs=64)) as server:
+        cfg = job_config(path, out_dir / "plain", server.base_url, provider__model='"jina-reranker-v3"',
+                         limits__max_docs_per_request=64, output__top_n=10)
+        await run(cfg)
+        assert "jina-reranker-v3: listwise" in capsys.readouterr().err
+        plain_requests = len(server.log)
+        cfg = job_config(path, out_dir / "final", server.base_url, provider__model='"jina-reranker-v3"',
+                         limits__max_docs_per_request=64, output__top_n=10, limits__final_pass="true")
+        outcome = await run(cfg)
+    assert outcome.exit_code == EXIT_OK
+    final_requests = server.log[plain_requests:]
+    # 150 -> 3 chunks + final pass; 30 -> 1; 64 -> 1; 65 -> 2 + final pass
+    assert len(final_requests) == 3 + 1 + 1 + 1 + 2 + 1
+    finals = [r for r in final_requests if r.n_docs == 64 and r.top_n == 10]
+    assert len(finals) >= 2
+    # The fake scorer is pointwise, so the final pass must reproduce the reference ranking:
+    # a wrong position mapping would put scores on the wrong documents.
+    assert actual_rows(out_dir / "final") == expected_rows(queries, 10)
+    u = usage(out_dir / "final")
+    assert u.filter(u["query_id"] == "q0000")["chunk"].to_list() == [0, 1, 2, 3]

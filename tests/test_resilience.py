@@ -7,10 +7,19 @@ import random
 import orjson
 import pytest
 
+from pipeline.chunk import estimate_tokens
 from pipeline.runner import EXIT_OK, EXIT_SOME_FAILED
 from pipeline.setup import SetupError, warn_plain_http
 from tests.fake_server import FakeRerankServer, Knobs, reference_ranking, running_server
-from tests.helpers import failures, job_config, make_queries, results, run, usage, write_grouped_parquet
+from tests.helpers import (
+    failures,
+    job_config,
+    make_queries,
+    results,
+    run,
+    usage,
+    write_grouped_parquet,
+)
 
 FAULTS = ["429", "500", "503", "408", "hang", "garbage", "truncated", "bad_index", "dup_index", "nan", "short", "reset"]
 
@@ -110,7 +119,7 @@ async def test_a_different_job_into_the_same_directory_is_refused(tmp_path, out_
 @pytest.mark.parametrize("truncate", ["none", "end"])
 async def test_over_long_documents_are_truncated_or_fail_never_dropped(tmp_path, out_dir, truncate):
     queries = make_queries(3, 5, seed=34)
-    queries[1]["documents"][2] = "é" * 500  # 1,000 UTF-8 bytes: about 250 tokens
+    queries[1]["documents"][2] = "long words " * 100  # well over 100 estimated tokens
     path = write_grouped_parquet(tmp_path / "in.parquet", queries)
     async with running_server() as server:
         cfg = job_config(path, out_dir, server.base_url, limits__max_doc_tokens=100,
@@ -120,7 +129,9 @@ async def test_over_long_documents_are_truncated_or_fail_never_dropped(tmp_path,
         assert outcome.exit_code == EXIT_SOME_FAILED
         f = failures(out_dir)
         assert f["error"].to_list() == ["document_too_long"]
-        assert "document 2 (doc_id 'q0001-d0002') is about 250 tokens" in f["message"][0]
+        tokens = estimate_tokens("long words " * 100)
+        assert tokens > 100
+        assert f"document 2 (doc_id 'q0001-d0002') is about {tokens} tokens" in f["message"][0]
         assert "row 2" in f["message"][0]
     else:
         assert outcome.exit_code == EXIT_OK

@@ -25,6 +25,7 @@ class JobStats:
     documents_read: int = 0
     documents_ranked: int = 0
     chunks: int = 0
+    listwise_chunked: int = 0  # queries a listwise model saw in several chunks
     requests: int = 0  # chunk requests answered successfully
     requests_failed: int = 0
     attempts: int = 0  # every HTTP attempt, retries included
@@ -75,6 +76,7 @@ class JobStats:
             "documents": {"read": self.documents_read, "ranked": self.documents_ranked},
             "requests": {
                 "chunks": self.chunks,
+                "listwise_queries_chunked": self.listwise_chunked,
                 "succeeded": self.requests,
                 "failed": self.requests_failed,
                 "attempts": self.attempts,

@@ -129,7 +129,7 @@ class RerankClient:
     def _interpret(self, reply: Reply, chunk: Chunk) -> Answer:
         status = reply.status
         if 200 <= status < 300:
-            return self.adapter.parse_answer(reply.body, chunk.n_docs, chunk.top_n)
+            return self.adapter.parse_answer(reply.body, chunk.n_docs, chunk.top_n, headers=reply.headers)
         info = self.adapter.parse_error(status, reply.body)
         message = redact(f"HTTP {status}: {info.message}"[:MESSAGE_LIMIT], self.secrets)
         retry_after = parse_retry_after(reply.headers)

@@ -40,8 +40,17 @@ class PendingQuery:
     def complete(self) -> bool:
         return self.received == self.n_chunks
 
-    def ranking(self) -> list[RankedDoc]:
+    def ranking(self, cut: bool = True) -> list[RankedDoc]:
         order = sorted(range(len(self.positions)), key=lambda i: (-self.scores[i], self.positions[i]))
-        if self.top_n is not None:
+        if cut and self.top_n is not None:
             order = order[: self.top_n]
         return [RankedDoc(self.positions[i], self.scores[i]) for i in order]
+
+    def final_pass_ranking(self, positions: list[int], scores: list[float]) -> list[RankedDoc]:
+        """A listwise final pass re-ranked the merged leaders in one context: they come
+        first, in its order; the rest follow in merged order, with their chunk scores."""
+        leaders = sorted(zip(positions, scores, strict=True), key=lambda ps: (-ps[1], ps[0]))
+        taken = set(positions)
+        ranked = [RankedDoc(p, s) for p, s in leaders]
+        ranked += [d for d in self.ranking(cut=False) if d.position not in taken]
+        return ranked if self.top_n is None else ranked[: self.top_n]

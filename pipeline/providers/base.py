@@ -15,6 +15,7 @@ tested with plain bytes, and the call layer treats all of them alike.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -32,6 +33,13 @@ class ProviderSpec:
     default_key_env: str | None  # None: no key needed
     max_docs_per_request: int
     billing: str  # "tokens", "search_units" or "none"
+    # Added for the multi-provider adapters; the defaults keep older specs unchanged.
+    default_model: str | None = None  # sent when the job names no model (APIs that require one)
+    requires_model: bool = False  # the API rejects a request without `model`
+    alt_key_envs: tuple[str, ...] = ()  # other variables the vendor's own SDK reads
+    max_tokens_per_request: int | None = None  # documented per-request token ceiling, halved
+    docs_per_billing_unit: int | None = None  # Cohere: one search unit = up to 100 documents
+    never_send: frozenset[str] = frozenset()  # request fields this API rejects or drops
 
 
 @dataclass(slots=True)
@@ -53,7 +61,10 @@ class Adapter:
     def build_request(self, model: str | None, query: str, documents: list[str], top_n: int) -> dict[str, Any]:
         raise NotImplementedError
 
-    def parse_answer(self, body: bytes, n_docs: int, top_n: int) -> Answer:
+    def parse_answer(
+        self, body: bytes, n_docs: int, top_n: int, headers: Mapping[str, str] | None = None
+    ) -> Answer:
+        """`headers`: the reply's headers, for APIs that report usage there (TEI)."""
         raise NotImplementedError
 
     def parse_error(self, status: int, body: bytes) -> ErrorInfo:
@@ -113,9 +124,36 @@ def checked_results(items: list, n_docs: int, top_n: int, score_key: str = "rele
 
 
 def optional_int(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return int(value)
+
+
+def optional_float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def sub_dict(data: Any, *keys: str) -> dict:
+    """data[k1][k2]... when every step is an object, else {}: usage blocks are optional."""
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def header_int(headers: Mapping[str, str] | None, name: str) -> int | None:
+    """An integer header, looked up case-insensitively (aiohttp's headers already are; dicts not)."""
+    if not headers:
+        return None
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+    try:
+        return int(str(value).strip()) if value is not None else None
+    except ValueError:
+        return None
 
 
 def error_message(body: bytes) -> str | None:

@@ -1,11 +1,19 @@
 """Jina AI's rerank format, the wire standard every other answer is normalized into.
 
 Also spoken by New API / one-api gateways, which pass usage through and wrap errors as
-{"error": {"message", "type", "code"}}.
+{"error": {"message", "type", "code"}}. Source: /work/notes/providers.md sections 1-2.
+
+- New API re-serializes the request into its own DTO (model, query, documents, top_n,
+  return_documents, max_chunk_per_doc, overlap_tokens): anything else is dropped silently,
+  so fields from other formats (`top_k`, `truncation`, `max_tokens_per_doc`) are never sent.
+- `document` comes back as {"text"} or as a plain string depending on the source; it is not
+  read at all (we ask return_documents=false and keep our own text).
+- Jina's own per-request document limit is unverified, so 100 is a conservative default.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -19,6 +27,7 @@ from pipeline.providers.base import (
     load_json,
     optional_int,
     results_list,
+    sub_dict,
 )
 from pipeline.records import ProviderUsage
 
@@ -31,6 +40,7 @@ class JinaAdapter(Adapter):
         default_key_env="JINA_API_KEY",
         max_docs_per_request=100,
         billing="tokens",
+        never_send=frozenset({"top_k", "truncation", "max_tokens_per_doc", "rank_fields"}),
     )
 
     def build_request(self, model: str | None, query: str, documents: list[str], top_n: int) -> dict[str, Any]:
@@ -44,16 +54,17 @@ class JinaAdapter(Adapter):
             body["model"] = model
         return body
 
-    def parse_answer(self, body: bytes, n_docs: int, top_n: int) -> Answer:
+    def parse_answer(
+        self, body: bytes, n_docs: int, top_n: int, headers: Mapping[str, str] | None = None
+    ) -> Answer:
         data = load_json(body)
         results = checked_results(results_list(data, "results"), n_docs, top_n)
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        return Answer(
-            results,
-            ProviderUsage(
-                prompt_tokens=optional_int(usage.get("prompt_tokens")),
-                total_tokens=optional_int(usage.get("total_tokens")),
-            ),
+        return Answer(results, self.parse_usage(sub_dict(data, "usage")))
+
+    def parse_usage(self, usage: dict) -> ProviderUsage:
+        return ProviderUsage(
+            prompt_tokens=optional_int(usage.get("prompt_tokens")),
+            total_tokens=optional_int(usage.get("total_tokens")),
         )
 
     def parse_error(self, status: int, body: bytes) -> ErrorInfo:
