@@ -2,7 +2,7 @@
 
 Each is a FakeRerankServer with the same scoring (so `reference_ranking` applies) and the
 same fault knobs, but that provider's path, request fields, answer shape, usage block and
-error bodies, as documented in /work/notes/providers.md. `SERVERS` maps kind -> class.
+error bodies, as each provider documents them. `SERVERS` maps kind -> class.
 
 Where the notes leave a behaviour unverified, the fake is strict on purpose (e.g. the
 Cohere v2 fake refuses fields v2 removed): a test then proves we never send them.

@@ -1,6 +1,6 @@
 """Each adapter as a pure translator: request dicts, answer bytes and error bytes in, records out.
 
-Sample answers and error bodies follow the shapes in /work/notes/providers.md.
+Sample answers and error bodies follow the shapes in each provider's docs and server source.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     >>> CohereAdapter().build_request(None, "q", ["a", "b"], top_n=1)
     {'model': 'rerank-v3.5', 'query': 'q', 'documents': ['a', 'b'], 'top_n': 1}
 
-Source: /work/notes/providers.md section 3 (cohere-python SDK, docs.cohere.com). Facts that
+Sources checked (cohere-python SDK, docs.cohere.com). Facts that
 shaped this module, some against the issue text:
 
 - Key variable: the SDK prefers and documents `CO_API_KEY`; `COHERE_API_KEY` is accepted

@@ -1,7 +1,7 @@
 """Jina AI's rerank format, the wire standard every other answer is normalized into.
 
 Also spoken by New API / one-api gateways, which pass usage through and wrap errors as
-{"error": {"message", "type", "code"}}. Source: /work/notes/providers.md sections 1-2.
+{"error": {"message", "type", "code"}}. Sources: Jina's API docs, QuantumNous/new-api relay code.
 
 - New API re-serializes the request into its own DTO (model, query, documents, top_n,
   return_documents, max_chunk_per_doc, overlap_tokens): anything else is dropped silently,

@@ -13,14 +13,14 @@ so scores from different requests are not comparable, and more documents than th
 window cannot be ranked in one context anyway. The runner uses this to warn and to offer
 `limits.final_pass` (re-rank the merged survivors in one window).
 
-Only facts from /work/notes/providers.md ("Listwise models") mark a model listwise:
+Only documented facts mark a model listwise:
 - jina-reranker-v3 and v3.5 ("drop-in replacement"): listwise, 64 documents in a 131K
   window [V: huggingface.co/jinaai/jina-reranker-v3 model card].
 - Pointwise: jina-reranker-v1/v2, Cohere rerank-*, Voyage rerank-* ("cross-encoders" per
   Voyage docs), bge-reranker-* and other cross-encoders served by TEI/vLLM/Infinity/...
 - Not claimed either way: Qwen3-Reranker (Xinference groups it with jina v3 for token
   counting only, which says nothing about listwise scoring), jina-reranker-m0, and LLM
-  "rerankers" behind chat models. The notes do not establish them as listwise, so they are
+  "rerankers" behind chat models. Their documentation does not establish them as listwise, so they are
   reported as unknown-assumed-pointwise with a note, not guessed.
 - The built-in `local` BM25 computes IDF over each request's documents, so its scores shift
   slightly between chunks: listwise-ish, window = its 64 documents per request.
@@ -51,7 +51,7 @@ KNOWN_MODELS: list[tuple[re.Pattern[str], bool, int | None, str]] = [
     (re.compile(r"bge-reranker|mxbai-rerank|ms-marco|cross-encoder|gte-.*rerank"), False, None,
      "cross-encoder (pointwise)"),
     (re.compile(r"qwen3-reranker|jina-reranker-m0|llm|gpt"), False, None,
-     "LLM-based reranker whose scoring mode the research notes do not establish; assumed "
+     "LLM-based reranker whose scoring mode the documentation checked does not establish; assumed "
      "pointwise: check its model card before trusting chunked scores"),
 ]
 

@@ -3,7 +3,7 @@
     >>> VllmAdapter().build_request(None, "q", ["a"], top_n=1)
     {'query': 'q', 'documents': ['a'], 'top_n': 1}
 
-Source: /work/notes/providers.md sections 7-9. All three answer `results[{index,
+Sources: each server's own source and docs. All three answer `results[{index,
 relevance_score}]` with `usage` and wrap errors as {"error": {"message", "type", "code"}}
 (vLLM and Infinity put the integer HTTP status in `code`), so they reuse the Jina parser.
 None documents a per-request document limit; the defaults only bound one request's latency.

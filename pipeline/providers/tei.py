@@ -5,7 +5,7 @@
     ...                {"x-compute-tokens": "17"}).results
     [(1, 0.9)]
 
-Source: /work/notes/providers.md section 6 (huggingface/text-embeddings-inference
+Sources checked (huggingface/text-embeddings-inference
 `router/src/http/types.rs`, `server.rs`). What shaped this module:
 
 - The documents go in `texts`; the answer is a JSON array of {index, score} for every text,

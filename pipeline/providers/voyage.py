@@ -3,7 +3,7 @@
     >>> VoyageAdapter().build_request("rerank-2.5", "q", ["a"], top_n=1)["top_k"]
     1
 
-Source: /work/notes/providers.md section 4 (docs.voyageai.com reranker API reference,
+Sources checked (docs.voyageai.com reranker API reference,
 voyageai-python). What shaped this module:
 
 - `model` is required: `rerank-2.5` is sent when the job names none.

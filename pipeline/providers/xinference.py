@@ -3,7 +3,7 @@
     >>> XinferenceAdapter().build_request("bge-reranker-v2-m3", "q", ["a"], top_n=1)["return_len"]
     True
 
-Source: /work/notes/providers.md section 5 (xorbitsai/inference `restful_api.py` and the
+Sources checked (xorbitsai/inference `restful_api.py` and the
 rerank core). What shaped this module:
 
 - `model` is required by the server's pydantic `RerankRequest` and has no sensible default
