@@ -26,6 +26,8 @@ shaped this module, some against the issue text:
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Mapping
 from typing import Any
 
@@ -72,17 +74,11 @@ class CohereAdapter(Adapter):
 
 
 class CohereV1Adapter(CohereAdapter):
-    spec = ProviderSpec(
+    # Same defaults as v2; only the path and the one v2-only field differ.
+    spec = dataclasses.replace(
+        CohereAdapter.spec,
         kind="cohere-v1",
         path="/v1/rerank",
-        default_base_url=COHERE_BASE_URL,
-        default_key_env="CO_API_KEY",
-        alt_key_envs=("COHERE_API_KEY",),
-        max_docs_per_request=1000,
-        billing="search_units",
-        default_model="rerank-v3.5",
-        requires_model=True,
-        docs_per_billing_unit=100,
         never_send=frozenset({"max_tokens_per_doc"}),  # a v2 field
     )
 
