@@ -27,7 +27,6 @@ shaped this module, some against the issue text:
 from __future__ import annotations
 
 import dataclasses
-
 from collections.abc import Mapping
 from typing import Any
 
