@@ -45,6 +45,10 @@ def _add_optional_commands(sub) -> None:
     except ImportError:  # pragma: no cover - evaluation is part of the package
         return
     add_eval_parser(sub)
+    from pipeline.estimate.command import add_estimate_parser, add_report_parser
+
+    add_estimate_parser(sub)
+    add_report_parser(sub)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -95,19 +99,26 @@ def run_job_eval(cfg, quiet: bool) -> int:
 
 
 def print_summary(outcome: Outcome, out_dir: str) -> None:
-    s = outcome.stats.summary()
+    s = outcome.summary or outcome.stats.summary()
     q, r, t, tm = s["queries"], s["requests"], s["tokens"], s["time"]
+    cost = s.get("cost") or {}
     reported = "not reported" if t["reported_total"] is None else f"{t['reported_total']:,}"
     lines = [
         f"queries   read {q['read']:,}  ranked {q['ranked']:,}  failed {q['failed']:,}"
         + (f"  skipped (done earlier) {q['skipped_already_done']:,}" if q["skipped_already_done"] else ""),
         f"requests  {r['succeeded']:,} ok, {r['failed']:,} failed, {r['retries']:,} retries, {r['http_429']:,} x 429",
-        f"tokens    estimated {t['estimated']:,}  reported {reported}",
+        f"tokens    estimated {t['estimated']:,}  reported {reported}"
+        + (f"  search units {t['reported_search_units']:,}" if t.get("reported_search_units") is not None else ""),
+        f"cost      {_usd(cost.get('usd'))}" + (f"  ({cost['from']})" if cost.get("from") else ""),
         f"time      {tm['wall_seconds']:.1f}s  ({tm['queries_per_second'] or 0:,.1f} queries/s, "
         f"{tm['documents_per_second'] or 0:,.0f} documents/s)",
         f"output    {out_dir}/results/*.parquet  (failures/, usage/, summary.json)",
     ]
     print("\n".join(lines), file=sys.stderr)
+
+
+def _usd(value) -> str:
+    return "unknown (no price for this model: set [pricing])" if value is None else f"${value:,.4f}"
 
 
 def main(argv: list[str] | None = None) -> int:

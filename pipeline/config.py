@@ -237,6 +237,12 @@ def validate(cfg: JobConfig) -> None:
         raise ConfigError(
             f"provider.kind = {cfg.provider.kind!r}: must be one of {', '.join(known_kinds())}"
         )
+    from pipeline.accounting.prices import PricingError, check_pricing
+
+    try:
+        check_pricing(cfg.pricing)
+    except PricingError as exc:
+        raise ConfigError(str(exc)) from None
     for key in ("base_url", "endpoint"):
         url = getattr(cfg.provider, key)
         if url is not None and not url.startswith(("http://", "https://")):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import orjson
 
+from pipeline.accounting.cost import summary_cost
 from pipeline.accounting.stats import JobStats
 from pipeline.call.client import ChunkFailed, RerankClient
 from pipeline.call.errors import AuthError
@@ -52,6 +53,7 @@ class Outcome:
     exit_code: int
     stats: JobStats
     message: str = ""
+    summary: dict | None = None
 
 
 class JobRun:
@@ -317,6 +319,7 @@ class JobRun:
         summary["provider"] = {"kind": self.cfg.provider.kind, "model": self.model, "url": self.url,
                                "billing": self.adapter.spec.billing, "listwise": self.profile.listwise,
                                "final_pass": bool(self.final_window)}
+        summary["cost"] = summary_cost(summary, self.cfg.provider.kind, self.model, self.cfg.pricing)
         interrupted = self.stopping.is_set()
         summary["status"] = "auth_error" if self.fatal else "interrupted" if interrupted else "complete"
         summary["queries"]["in_flight_not_written"] = len(self.pending)
@@ -326,15 +329,16 @@ class JobRun:
             "failed": failed_total,
         }
         (self.out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+        self.summary = summary
         if self.fatal is not None:
-            return Outcome(EXIT_AUTH, self.stats, f"stopped: {self.fatal}")
+            return Outcome(EXIT_AUTH, self.stats, f"stopped: {self.fatal}", summary)
         if interrupted:
             return Outcome(EXIT_INTERRUPTED, self.stats,
-                           "interrupted: finished work is saved; run the same command again to resume")
+                           "interrupted: finished work is saved; run the same command again to resume", summary)
         if not self.stats.accounted_for():
-            return Outcome(EXIT_SOME_FAILED, self.stats, "internal error: not every query was accounted for")
+            return Outcome(EXIT_SOME_FAILED, self.stats, "internal error: not every query was accounted for", summary)
         # The status describes the whole output directory, earlier (resumed) runs included.
-        return Outcome(EXIT_SOME_FAILED if failed_total else EXIT_OK, self.stats)
+        return Outcome(EXIT_SOME_FAILED if failed_total else EXIT_OK, self.stats, summary=summary)
 
 
 def _install_signal_handlers(callback) -> callable:

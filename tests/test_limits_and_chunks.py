@@ -115,10 +115,15 @@ def test_chunks_close_early_on_tokens():
 
 
 def test_token_estimate_is_utf8_bytes_over_four_rounded_up():
+    # Plain ASCII keeps the former rule (bytes / 4, rounded up); CJK counts one per
+    # character, other scripts characters / 4, whitespace runs collapse to one.
     assert estimate_tokens("") == 0
     assert estimate_tokens("abcd") == 1
     assert estimate_tokens("abcde") == 2
-    assert estimate_tokens("日本語") == 3  # 9 bytes
+    assert estimate_tokens("日本語") == 3  # 3 characters (9 bytes would give 3 too)
+    assert estimate_tokens("日本語の検索エンジン") == 10  # bytes / 4 would give 8
+    assert estimate_tokens("привет мир") == 3  # 19 bytes / 4 would give 5
+    assert estimate_tokens("  a \n\n  b  ") == estimate_tokens("a b") == 1
 
 
 def test_merge_orders_by_score_then_input_position_and_cuts():

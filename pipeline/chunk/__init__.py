@@ -13,7 +13,7 @@ which is enough for an exact global top_n after merging.
 
 from __future__ import annotations
 
-from pipeline.chunk.tokens import estimate_tokens
+from pipeline.chunk.tokens import estimate_tokens, truncate_to_tokens
 from pipeline.records import Chunk, Query
 
 __all__ = ["estimate_tokens", "fit_documents", "plan_chunks", "pair_tokens"]
@@ -27,7 +27,6 @@ def fit_documents(query: Query, max_doc_tokens: int | None, truncate: str) -> st
     """
     if max_doc_tokens is None:
         return None
-    limit_bytes = max_doc_tokens * 4  # the inverse of the bytes/4 estimate
     for pos, doc in enumerate(query.documents):
         if estimate_tokens(doc) <= max_doc_tokens:
             continue
@@ -37,7 +36,7 @@ def fit_documents(query: Query, max_doc_tokens: int | None, truncate: str) -> st
                 f"{estimate_tokens(doc)} tokens, over limits.max_doc_tokens = {max_doc_tokens}; "
                 "set input.truncate = \"end\" to cut such documents instead"
             )
-        query.documents[pos] = doc.encode("utf-8")[:limit_bytes].decode("utf-8", "ignore")
+        query.documents[pos] = truncate_to_tokens(doc, max_doc_tokens)
     return None
 
 

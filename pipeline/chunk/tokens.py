@@ -1,14 +1,87 @@
-"""Token estimates without a tokenizer.
+"""Token estimates without a tokenizer, sensible across scripts.
 
-    >>> estimate_tokens("hello world")   # 11 UTF-8 bytes / 4, rounded up
+    >>> estimate_tokens("hello world")   # ASCII: characters / 4, rounded up
+    3
+    >>> estimate_tokens("日本語の検索")     # CJK, kana, Hangul: one token per character
+    6
+    >>> estimate_tokens("привет мир")     # other scripts: characters (not bytes) / 4
     3
 
-The estimate is only for planning chunks and rate limits; usage/ keeps what the provider
-reported beside it, so the two can be compared after a run.
+Rules, and why:
+
+- Han ideographs, kana, Hangul syllables and CJK/full-width punctuation count one token
+  each. UTF-8 bytes / 4 counts a Chinese character as 0.75 tokens, but the multilingual
+  tokenizers rerankers use (XLM-R's SentencePiece in jina-reranker-v2 and bge-reranker-v2-m3,
+  Qwen's byte-level BPE in jina-reranker-v3) have far fewer multi-character pieces for
+  these scripts than for English, so one per character is the usual figure and leans
+  toward over- rather than under-counting a bill.
+- Everything else counts characters / 4 (code points, not bytes, so Cyrillic, Greek or
+  Arabic are not doubled by their 2-byte encoding). English subword tokenizers average
+  about 4 characters per token; punctuation is inside those characters.
+- A run of whitespace counts as one character and leading/trailing whitespace as none:
+  SentencePiece (XLM-R: `remove_extra_whitespaces`) and most BPE pre-tokenizers collapse
+  them, so padded or indented text would otherwise be over-counted.
+
+For plain single-spaced ASCII this is exactly the former UTF-8 bytes / 4. The estimate
+plans chunks and rate limits; `usage/` keeps what the provider reported beside it, and
+`rerank-pipeline estimate --calibrate OUTDIR` scales it to a provider's real counts.
 """
 
 from __future__ import annotations
 
+import re
+
+# Scripts written without spaces, where a token is about one character: CJK symbols and
+# punctuation, Hiragana, Katakana, Bopomofo, Hangul compatibility jamo, CJK extension A,
+# CJK unified ideographs, Hangul syllables, CJK compatibility ideographs, full-width forms,
+# and the supplementary ideograph planes (extensions B and later).
+_ONE_PER_CHAR = re.compile(
+    "[\u3000-\u303f\u3040-\u30ff\u3100-\u312f\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\U00020000-\U0003134f]"
+)
+CHARS_PER_TOKEN = 4
+
 
 def estimate_tokens(text: str) -> int:
-    return -(-len(text.encode("utf-8")) // 4)
+    if text.isascii():
+        # Fast path (this runs once per document of the corpus): single-spaced text
+        # without edge whitespace needs no collapsing, so its length is the count.
+        n = len(text)
+        if (n and text[0] != " " and text[-1] != " " and "  " not in text and "\n" not in text
+                and "\t" not in text and "\r" not in text):
+            return -(-n // CHARS_PER_TOKEN)
+        return _other_tokens(text)
+    rest, wide = _ONE_PER_CHAR.subn(" ", text)  # a space keeps the words around it apart
+    return wide + _other_tokens(rest)
+
+
+def _other_tokens(text: str) -> int:
+    words = text.split()
+    if not words:
+        return 0
+    # characters with every whitespace run collapsed to one space, edges stripped
+    chars = sum(map(len, words)) + len(words) - 1
+    return -(-chars // CHARS_PER_TOKEN)
+
+
+def truncate_to_tokens(text: str, max_tokens: int) -> str:
+    """The longest prefix of `text` whose estimate is at most `max_tokens`.
+
+        >>> truncate_to_tokens("日本語の検索", 2)
+        '日本'
+
+    `pipeline.chunk.fit_documents` cuts at `max_tokens * 4` bytes, the inverse of the
+    former bytes/4 rule; under this estimate a CJK prefix of that length is over the limit,
+    so this is the cut to use (binary search over the prefix length: the estimate only
+    grows with the prefix).
+    """
+    if estimate_tokens(text) <= max_tokens:
+        return text
+    lo, hi = 0, len(text)  # estimate(text[:lo]) <= max_tokens < estimate(text[:hi])
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if estimate_tokens(text[:mid]) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid
+    return text[:lo]

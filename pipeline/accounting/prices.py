@@ -1,0 +1,100 @@
+"""List prices of known rerank models, and the job's `[pricing]` section that overrides them.
+
+    >>> price_for("voyage", "rerank-2.5", {}).usd_per_million_tokens
+    0.05
+    >>> price_for("cohere", "rerank-v3.5", {}).usd_per_thousand_search_units
+    2.0
+    >>> price_for("jina", "my-finetune", {}) is None       # unknown: cost unknown, never 0
+    True
+    >>> price_for("jina", "my-finetune", {"usd_per_million_tokens": 0.1}).source
+    'job [pricing]'
+
+`[pricing]` keys (all numbers, all optional):
+
+    usd_per_million_tokens = 0.05           # per-token APIs (Jina, Voyage, gateways, vLLM...)
+    usd_per_thousand_search_units = 2.0     # Cohere
+    search_unit_document_tokens = 500       # Cohere: tokens (query + document) per billed document
+
+Every default below is a list price as seen in /work/notes/providers.md ("Pricing",
+compiled 2026-11-23 from stored copies of the pages), with its source and date. List
+prices change and free tiers (Voyage's first 200M tokens, Jina's trial tokens) are not
+subtracted: put your contracted price in `[pricing]` when it differs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PRICING_KEYS = ("usd_per_million_tokens", "usd_per_thousand_search_units", "search_unit_document_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    usd_per_million_tokens: float | None = None
+    usd_per_thousand_search_units: float | None = None
+    source: str = ""
+    as_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListPrice:
+    kinds: frozenset[str]
+    model: re.Pattern[str]  # matched against the lower-cased model name
+    price: Price
+
+
+_V = "docs.voyageai.com/docs/pricing [verified]"
+_C = "cohere.com/pricing as quoted by a gateway and memberjunction docs [secondary]; cohere.com showed no pay-as-you-go price on 2026-08-03 and 2026-10-18"
+_C4 = "developer.puter.com cohere-api-pricing, openrouter.ai [secondary]"
+_VOYAGE, _COHERE, _JINA = frozenset({"voyage"}), frozenset({"cohere", "cohere-v1"}), frozenset({"jina"})
+
+
+def _p(kinds, pattern, *, tokens=None, units=None, source, as_of) -> ListPrice:
+    return ListPrice(kinds, re.compile(pattern), Price(tokens, units, source, as_of))
+
+
+# First match wins, so a more specific name comes before its prefix (2.5-lite before 2.5).
+LIST_PRICES: list[ListPrice] = [
+    _p(_VOYAGE, r"^rerank-2\.5-lite$", tokens=0.02, source=_V, as_of="2026-11"),
+    _p(_VOYAGE, r"^rerank-2\.5$", tokens=0.05, source=_V, as_of="2026-11"),
+    _p(_VOYAGE, r"^rerank-2-lite$", tokens=0.02, source=_V + ", older models table", as_of="2026-11"),
+    _p(_VOYAGE, r"^rerank-2$", tokens=0.05, source=_V + ", older models table", as_of="2026-11"),
+    _p(_COHERE, r"^rerank-v3\.5$", units=2.0, source=_C, as_of="2026-04"),
+    _p(_COHERE, r"^rerank-v4\.0-fast$", units=2.0, source=_C4, as_of="2026-06"),
+    _p(_COHERE, r"^rerank-v4\.0-pro$", units=2.5, source=_C4, as_of="2026-06"),
+    _p(_JINA, r"^jina-reranker-v3\.5$", tokens=0.05,
+       source="a 2026 third-party price table [secondary]", as_of="2026"),
+    # Jina sells one token pool for all its APIs; LiteLLM's cost map comment gives
+    # $0.000000018 per token. Undated, secondary: shown with its source on every estimate.
+    _p(_JINA, r"^jina-reranker-", tokens=0.018,
+       source="LiteLLM jina_ai/rerank/transformation.py comment [secondary, undated]", as_of=None),
+]
+
+
+class PricingError(ValueError):
+    """A `[pricing]` key that is unknown or out of range."""
+
+
+def check_pricing(pricing: dict[str, float]) -> None:
+    """Raise PricingError naming the first bad `[pricing]` key."""
+    for key, value in pricing.items():
+        if key not in PRICING_KEYS:
+            raise PricingError(f"unknown key pricing.{key}: known keys are {', '.join(PRICING_KEYS)}")
+        if value < 0 or (key == "search_unit_document_tokens" and value < 1):
+            raise PricingError(f"pricing.{key} = {value!r}: must be {'>= 1' if value >= 0 else '>= 0'}")
+
+
+def price_for(kind: str, model: str | None, pricing: dict[str, float]) -> Price | None:
+    """The job's `[pricing]` if it names a price, else the list price of `model`, else None."""
+    per_token = pricing.get("usd_per_million_tokens")
+    per_unit = pricing.get("usd_per_thousand_search_units")
+    if per_token is not None or per_unit is not None:
+        return Price(per_token, per_unit, "job [pricing]")
+    if not model:
+        return None
+    name = model.lower().rsplit("/", 1)[-1]  # "jinaai/jina-reranker-v2..." -> the model name
+    for entry in LIST_PRICES:
+        if kind in entry.kinds and entry.model.search(name):
+            return entry.price
+    return None

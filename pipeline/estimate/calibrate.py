@@ -1,0 +1,84 @@
+"""Calibration: how an earlier run's reported usage compares with our estimate of it.
+
+    cal = load_calibration(Path("out/pilot"))   # a small run of the same provider
+    cal.token_ratio      # sum(reported total_tokens) / sum(estimated_tokens), same rows
+
+Only usage/ rows where both figures exist count, so requests the provider did not report
+(failures, servers that send no usage) neither dilute nor inflate the ratio. Search units
+are compared with ceil(documents / 100) per request, the part of Cohere's rule usage/ can
+reproduce (it keeps no text); long documents end up inside the ratio. The mean latency of
+answered requests is kept for the time estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import orjson
+
+from pipeline.accounting.cost import DOCS_PER_SEARCH_UNIT
+
+
+class CalibrationError(Exception):
+    """The calibration directory cannot be used; the message says why."""
+
+
+@dataclass(slots=True)
+class Calibration:
+    source: str
+    kind: str | None
+    model: str | None
+    token_ratio: float | None
+    token_rows: int
+    unit_ratio: float | None
+    unit_rows: int
+    latency_ms: float | None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def read_usage(out_dir: Path):
+    """usage/ of an output directory as a polars DataFrame (committed parts only)."""
+    import polars as pl
+
+    from pipeline.write import committed_parts
+
+    parts = committed_parts(out_dir).get("usage", [])
+    if not parts:
+        raise CalibrationError(f"{out_dir}: no usage/ parts: run the job there first")
+    return pl.read_parquet([str(p) for p in parts])
+
+
+def run_provider(out_dir: Path) -> dict:
+    """summary.json's provider block ({} when the run did not finish writing it)."""
+    path = out_dir / "summary.json"
+    if not path.exists():
+        return {}
+    return orjson.loads(path.read_bytes()).get("provider") or {}
+
+
+def load_calibration(out_dir: Path, docs_per_unit: int = DOCS_PER_SEARCH_UNIT) -> Calibration:
+    import polars as pl
+
+    usage = read_usage(out_dir)
+    tok = usage.filter(pl.col("total_tokens").is_not_null() & (pl.col("estimated_tokens") > 0))
+    est = tok["estimated_tokens"].sum()
+    token_ratio = tok["total_tokens"].sum() / est if tok.height and est else None
+    su = usage.filter(pl.col("search_units").is_not_null() & (pl.col("n_docs") > 0))
+    base = ((su["n_docs"] + docs_per_unit - 1) // docs_per_unit).sum() if su.height else 0
+    unit_ratio = su["search_units"].sum() / base if base else None
+    answered = usage.filter(pl.col("http_status").is_between(200, 299) & pl.col("latency_ms").is_not_null())
+    latency = answered["latency_ms"].mean() if answered.height else None
+    provider = run_provider(out_dir)
+    return Calibration(
+        source=str(out_dir),
+        kind=provider.get("kind"),
+        model=provider.get("model"),
+        token_ratio=None if token_ratio is None else round(float(token_ratio), 6),
+        token_rows=tok.height,
+        unit_ratio=None if unit_ratio is None else round(float(unit_ratio), 6),
+        unit_rows=su.height,
+        latency_ms=None if latency is None else round(float(latency), 3),
+    )

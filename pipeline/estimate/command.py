@@ -1,0 +1,125 @@
+"""`rerank-pipeline estimate JOB.toml` and `rerank-pipeline report OUTDIR`.
+
+    rerank-pipeline estimate jobs/nightly.toml                       # plan only, nothing sent
+    rerank-pipeline estimate jobs/nightly.toml --calibrate out/pilot  # scaled by a real run
+    rerank-pipeline report out/nightly                                # what a run did cost
+
+Wired into the CLI by `pipeline.cli._add_optional_commands`:
+
+    from pipeline.estimate.command import add_estimate_parser, add_report_parser
+    add_estimate_parser(sub); add_report_parser(sub)
+
+Exit status: 0 done; 2 the job, input, calibration directory or tokenizer is unusable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import orjson
+
+EXIT_OK, EXIT_SETUP = 0, 2
+
+
+def add_estimate_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("estimate", help="plan a job's requests and price them, sending nothing")
+    p.add_argument("job", help="the job's TOML file, e.g. jobs/nightly.toml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a job key with a TOML value (repeatable)")
+    p.add_argument("--calibrate", metavar="OUTDIR", type=Path,
+                   help="scale the estimate by what an earlier run of the same provider reported")
+    p.add_argument("--latency-ms", type=float, metavar="MS",
+                   help="typical latency of one request, for the concurrency-bound time")
+    p.add_argument("--tokenizer", metavar="TOKENIZER_JSON", type=Path,
+                   help="count tokens with this local tokenizer.json (needs the tokenizers extra)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no table; estimate.json only")
+    p.set_defaults(func=cmd_estimate)
+    return p
+
+
+def add_report_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("report", help="requests, attempts, tokens and cost of a finished run")
+    p.add_argument("out_dir", type=Path, help="the run's output directory")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    p.set_defaults(func=cmd_report)
+    return p
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from pipeline.accounting.prices import PricingError, check_pricing
+    from pipeline.config import ConfigError, load_job
+    from pipeline.estimate.calibrate import CalibrationError, load_calibration
+    from pipeline.estimate.counters import TokenizerCounter, TokenizerError
+    from pipeline.estimate.plan import estimate_job
+    from pipeline.read import InputError
+
+    try:
+        cfg = load_job(args.job, args.overrides)
+        check_pricing(cfg.pricing)
+        if args.latency_ms is not None and args.latency_ms < 0:
+            raise ConfigError(f"--latency-ms {args.latency_ms:g}: must be >= 0")
+        counter = TokenizerCounter(args.tokenizer) if args.tokenizer else None
+        calibration = None
+        if args.calibrate:
+            calibration = load_calibration(args.calibrate)
+            if calibration.kind not in (None, cfg.provider.kind):
+                raise CalibrationError(
+                    f"{args.calibrate} was a run of provider {calibration.kind!r}, this job uses "
+                    f"{cfg.provider.kind!r}: calibrate with a run of the same provider")
+        est = estimate_job(cfg, count_tokens=counter, calibration=calibration, latency_ms=args.latency_ms)
+        out_dir = Path(cfg.output.dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        target = out_dir / "estimate.json"
+        target.write_bytes(orjson.dumps(est.to_json(), option=orjson.OPT_INDENT_2))
+    except (ConfigError, PricingError, InputError, CalibrationError, TokenizerError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_SETUP
+    if not args.quiet:
+        print(format_estimate(est, args.job, target), file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipeline.config import ConfigError
+    from pipeline.estimate.calibrate import CalibrationError
+    from pipeline.estimate.report import format_report, run_report
+
+    try:
+        report = run_report(args.out_dir)
+    except (CalibrationError, ConfigError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_SETUP
+    if args.json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(format_report(report))
+    return EXIT_OK
+
+
+def format_estimate(est, job: str, target: Path) -> str:
+    p = est.provider
+    how = "heuristic"
+    if est.tokens_tokenizer is not None:
+        how = "tokenizer"
+    cal = est.calibration
+    if cal and cal["token_ratio"] is not None:
+        how = f"heuristic x {cal['token_ratio']:.4f} from {cal['source']} ({cal['token_rows']:,} requests)"
+    lines = [
+        f"estimate  {job}  ({p['kind']}, {p['model'] or 'server default model'}): nothing was sent",
+        f"queries   {est.queries:,}  documents {est.documents:,}  requests {est.requests:,}"
+        + (f"  (+{est.input_failures:,} input rows a run would fail)" if est.input_failures else ""),
+        f"tokens    {est.tokens:,}  ({how})",
+    ]
+    if est.billing == "search_units":
+        lines.append(f"search    units {est.search_units:,}")
+    cost = "unknown" if est.cost_usd is None else f"${est.cost_usd:,.4f}"
+    lines.append(f"cost      {cost}  [{est.price}]")
+    if est.seconds is None:
+        lines.append("time      unknown: no rate limits set and no latency (--latency-ms or --calibrate)")
+    else:
+        parts = ", ".join(f"{k} {v:,.1f}s" for k, v in est.seconds_by_limit.items())
+        lines.append(f"time      {est.seconds:,.1f}s, bound by {est.binding_limit}  ({parts})")
+    lines.append(f"written   {target}  (planned in {est.elapsed_seconds:.2f}s)")
+    return "\n".join(lines)

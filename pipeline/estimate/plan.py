@@ -1,0 +1,154 @@
+"""Plan a job's requests exactly as a run would, send nothing, and add up the bill.
+
+    >>> from pipeline.config import load_job_text
+    >>> cfg = load_job_text('[input]\\npath = "sample_data/candidates.parquet"\\n'
+    ...                     '[provider]\\nkind = "local"\\n[output]\\ndir = "out/x"\\n')
+    >>> est = estimate_job(cfg)
+    >>> est.queries, est.requests, est.cost_usd
+    (36, 67, 0.0)
+
+The plan is the runner's own: `pipeline.read` streams the input, and each query goes
+through `fit_documents` and `plan_chunks` with the very limits a `JobRun` of this job
+would use (it is built here and only its settings are read), so `requests` is what the
+run would send, final-pass requests of listwise models included (an estimate: which
+documents lead is known only after scoring).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+from pipeline.accounting.cost import job_billing, search_units, token_units
+from pipeline.chunk import estimate_tokens, fit_documents, plan_chunks
+from pipeline.config import JobConfig
+from pipeline.estimate.calibrate import Calibration
+from pipeline.estimate.timing import time_estimate
+from pipeline.read import open_input
+from pipeline.records import Failure
+
+
+@dataclass(slots=True)
+class Estimate:
+    """What `estimate` reports; written as OUTDIR/estimate.json (None -> null)."""
+
+    queries: int = 0  # queries that would be sent
+    documents: int = 0
+    requests: int = 0
+    input_failures: int = 0  # rows a run would record in failures/ without a request
+    tokens: int | None = None  # best figure: calibrated > tokenizer > heuristic
+    search_units: float | None = None  # Cohere only: null for other billing
+    cost_usd: float | None = None  # null when the price is unknown, never 0 for that
+    seconds: float | None = None  # the time the binding limit implies; null when none applies
+    binding_limit: str | None = None
+    seconds_by_limit: dict[str, float] = field(default_factory=dict)
+    tokens_heuristic: int = 0  # the runner's own estimate (what tokens_per_minute meters)
+    tokens_tokenizer: int | None = None
+    search_units_rule: int | None = None  # by the 500-token rule (see accounting.cost)
+    search_units_per_request: int | None = None  # ceil(documents / 100) per request
+    billing: str = "tokens"
+    price: str = ""
+    provider: dict = field(default_factory=dict)
+    calibration: dict | None = None
+    latency_ms: float | None = None
+    elapsed_seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def estimate_job(
+    cfg: JobConfig,
+    *,
+    count_tokens=None,
+    calibration: Calibration | None = None,
+    latency_ms: float | None = None,
+) -> Estimate:
+    """Plan every request of `cfg` without sending one.
+
+    `count_tokens`: texts -> token counts (a `TokenizerCounter`); None uses the heuristic.
+    `calibration`: ratios from an earlier run's usage/ of the same provider.
+    `latency_ms`: typical latency of one request; else the calibration run's mean.
+    """
+    from pipeline.runner import JobRun  # late: the runner imports much more than we need
+
+    started = time.monotonic()
+    run = JobRun(cfg, quiet=True)  # only its settings are read: nothing is prepared or sent
+    billing = job_billing(cfg.provider.kind, cfg.provider.model, cfg.pricing)
+    final_window = getattr(run, "final_window", None)
+    max_tokens = getattr(run, "max_tokens", cfg.limits.max_tokens_per_request)
+    est = Estimate(billing=billing.basis, price=billing.describe(),
+                   provider={"kind": cfg.provider.kind, "model": billing.model})
+    counted = 0
+    units_rule = units_per_request = 0
+    seen: set[str] = set()
+    reader = open_input(cfg.input)
+    reader.check()
+    for batch in reader.batches():
+        for item in batch:
+            if isinstance(item, Failure) or item.query_id in seen:
+                est.input_failures += 1
+                continue
+            seen.add(item.query_id)
+            if fit_documents(item, run.max_doc_tokens, cfg.input.truncate) is not None:
+                est.input_failures += 1
+                continue
+            chunks = plan_chunks(item, run.max_docs, max_tokens, cfg.output.top_n)
+            est.queries += 1
+            est.documents += len(item.documents)
+            est.requests += len(chunks)
+            est.tokens_heuristic += sum(c.estimated_tokens for c in chunks)
+            per_doc = None
+            if count_tokens is not None:
+                q_tok, *per_doc = count_tokens([item.text, *item.documents])
+                counted += token_units(q_tok, per_doc)
+            if billing.basis == "search_units":
+                if per_doc is None:
+                    q_tok, per_doc = estimate_tokens(item.text), [estimate_tokens(d) for d in item.documents]
+                for c in chunks:
+                    units_rule += search_units(q_tok, per_doc[c.start:c.stop], billing.docs_per_unit,
+                                               billing.tokens_per_document)
+                    units_per_request += -(-c.n_docs // billing.docs_per_unit)
+            if final_window and len(chunks) > 1:
+                _add_final_pass(est, item, final_window, chunks)
+    if count_tokens is not None:
+        est.tokens_tokenizer = counted
+    if billing.basis == "search_units":
+        est.search_units_rule, est.search_units_per_request = units_rule, units_per_request
+    _apply_calibration(est, calibration)
+    est.cost_usd = _cost(billing, est)
+    est.latency_ms = latency_ms if latency_ms is not None else (calibration.latency_ms if calibration else None)
+    est.seconds, est.binding_limit, est.seconds_by_limit = time_estimate(
+        est.requests, est.tokens_heuristic, cfg.limits, est.latency_ms)
+    est.elapsed_seconds = round(time.monotonic() - started, 3)
+    return est
+
+
+def _add_final_pass(est: Estimate, query, window: int, chunks) -> None:
+    """One more request of the merged leaders; their tokens taken at the query's mean."""
+    n = min(window, len(query.documents))
+    est.requests += 1
+    est.tokens_heuristic += round(sum(c.estimated_tokens for c in chunks) * n / len(query.documents))
+
+
+def _apply_calibration(est: Estimate, cal: Calibration | None) -> None:
+    # Order of trust: an earlier run's reported/estimated ratio applied to the same
+    # heuristic the run recorded, then a real tokenizer, then the bare heuristic.
+    est.tokens = est.tokens_tokenizer if est.tokens_tokenizer is not None else est.tokens_heuristic
+    if est.billing == "search_units":
+        est.search_units = est.search_units_rule
+    if cal is None:
+        return
+    est.calibration = cal.to_json()
+    if cal.token_ratio is not None:
+        est.tokens = round(est.tokens_heuristic * cal.token_ratio)
+    if est.billing == "search_units" and cal.unit_ratio is not None:
+        # The ratio was measured against ceil(documents / 100) per request (usage/ keeps no
+        # text), so it is applied to the same base: long documents are inside the ratio.
+        est.search_units = round(est.search_units_per_request * cal.unit_ratio, 3)
+
+
+def _cost(billing, est: Estimate) -> float | None:
+    from pipeline.accounting.cost import cost_usd
+
+    return cost_usd(billing.basis, est.tokens, est.search_units, billing.price)
