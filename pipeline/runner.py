@@ -64,7 +64,7 @@ class JobRun:
         self.retry_failed = retry_failed
         self.adapter = get_adapter(cfg.provider.kind)
         self.max_docs = cfg.limits.max_docs_per_request or self.adapter.spec.max_docs_per_request
-        self.max_doc_tokens = cfg.limits.max_doc_tokens or getattr(self.adapter.spec, "max_doc_tokens", None)
+        self.max_doc_tokens = cfg.limits.max_doc_tokens
         self.max_tokens = cfg.limits.max_tokens_per_request or self.adapter.spec.max_tokens_per_request
         self.profile = model_profile(cfg.provider.kind, cfg.provider.model or self.adapter.spec.default_model)
         # A listwise model's chunk scores are not comparable: re-rank the merged leaders in
@@ -124,13 +124,13 @@ class JobRun:
         self.progress = Progress(self.stats, total=self.reader.count_queries(), quiet=self.quiet)
         queue: asyncio.Queue[Chunk | None] = asyncio.Queue(maxsize=2 * lim.max_concurrency)
         restore = _install_signal_handlers(self._request_stop)
+        ticker = asyncio.create_task(self._tick())
         try:
             workers = [asyncio.create_task(self._worker(queue)) for _ in range(lim.max_concurrency)]
             producer = asyncio.create_task(self._produce(queue, len(workers)))
-            ticker = asyncio.create_task(self._tick())
             await self._supervise(producer, workers)
-            ticker.cancel()
         finally:
+            ticker.cancel()
             restore()
             await transport.close()
             self.progress.close()
