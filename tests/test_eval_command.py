@@ -351,3 +351,99 @@ def test_randomization_option(outdir: Path):
     assert cmp["test"] == "randomization"
     # 2 paired queries: exact test over 4 sign flips; mrr diffs are +2/3 and -1/2.
     assert cmp["metrics"]["mrr"]["p_value"] == 1.0
+
+
+# --- first stage from the job's input when results are cut to top_n ---------------------------
+
+
+async def _cut_run(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """A real local-provider run with top_n=3 over 12 candidates per query.
+
+    Returns the output dir, the input file, and qrels judging each query's input rank 10
+    doc relevant, for the queries where the reranker did not keep that doc.
+    """
+    from tests.helpers import job_config, make_queries, run, write_grouped_parquet
+
+    path = write_grouped_parquet(tmp_path / "in.parquet", make_queries(6, 12))
+    out = tmp_path / "out"
+    outcome = await run(job_config(path, out, kind="local", output__top_n=3))
+    assert outcome.exit_code == 0
+    rows = pq.read_table(out / "results").to_pylist()
+    kept = {(r["query_id"], r["doc_id"]) for r in rows}
+    queries = sorted({r["query_id"] for r in rows})
+    assert len(queries) == 6 and len(rows) == 18
+    tenth = {q: f"{q}-d0009" for q in queries}  # make_queries: doc j of q is "q-d000j"
+    judged = [q for q in queries if (q, tenth[q]) not in kept]
+    assert judged, "the reranker kept every rank-10 doc; pick another seed"
+    (tmp_path / "qrels.txt").write_text("".join(f"{q} 0 {tenth[q]} 1\n" for q in judged))
+    return out, path, judged
+
+
+async def test_cut_results_take_the_first_stage_from_the_input(tmp_path: Path, capsys):
+    out, _, judged = await _cut_run(tmp_path)
+    qrels = tmp_path / "qrels.txt"
+    summary = evaluate_output_dir(out, qrels, k=[3, 10])
+    assert summary["first_stage_source"] == "input"
+    assert summary["inputs"]["top_n"] == 3
+    fs, rr = summary["mean"]["first_stage"], summary["mean"]["reranked"]
+    # The relevant doc sits at input rank 10: found by the real first stage, lost by reranking.
+    assert fs["recall@10"] == 1.0 and fs["recall@3"] == 0.0
+    assert fs["mrr"] == pytest.approx(1 / 10)
+    assert rr["recall@10"] == 0.0
+    assert summary["comparisons"][0]["queries"] == len(judged)
+    warnings = " ".join(summary["warnings"])
+    assert "results hold only the reranked top docs" not in warnings
+    assert "reranked holds only the top 3 docs per query" in warnings and "k = 10" in warnings
+    first = read_trec_run(out / "eval" / "first_stage.trec")
+    q = judged[0]
+    assert first.docs[q] == [f"{q}-d{j:04d}" for j in range(12)]
+    printed = capsys.readouterr().out
+    assert "first stage: input (each query's full candidate list" in printed
+
+    # --first-stage results: today's view, the input order of the 3 kept docs only.
+    argv = ["eval", str(out), "--qrels", str(qrels), "--k", "3,10", "--quiet"]
+    assert main([*argv, "--first-stage", "results", "--out", str(tmp_path / "r")]) == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["first_stage_source"] == "results"
+    assert summary["mean"]["first_stage"]["recall@10"] == 0.0
+    warnings = " ".join(summary["warnings"])
+    assert "top_n=3; 6 queries miss part of their first-stage list" in warnings
+    assert "not rebuilt from the job's input" not in warnings  # chosen, not a fallback
+    first = read_trec_run(tmp_path / "r" / "first_stage.trec")
+    assert all(len(docs) == 3 for docs in first.docs.values())
+
+
+async def test_missing_or_changed_input_falls_back_to_the_results(tmp_path: Path, capsys):
+    out, path, _ = await _cut_run(tmp_path)
+    qrels = tmp_path / "qrels.txt"
+    data = path.read_bytes()
+
+    path.unlink()
+    summary = evaluate_output_dir(out, qrels, k=[10], print_table=False)
+    assert summary["first_stage_source"] == "results"
+    assert summary["inputs"]["first_stage_input"] is None
+    assert summary["mean"]["first_stage"]["recall@10"] == 0.0
+    assert any("results hold only the reranked top docs" in w for w in summary["warnings"])
+    why = [w for w in summary["warnings"] if w.startswith("first_stage not rebuilt")]
+    assert len(why) == 1 and "no such file or directory" in why[0] and str(path) in why[0]
+    # Asked for explicitly, a missing input is an error, not a silent fallback.
+    argv = ["eval", str(out), "--qrels", str(qrels), "--first-stage", "input", "--quiet"]
+    assert main(argv) == 2
+    assert "no such file or directory" in capsys.readouterr().err
+
+    path.write_bytes(data + b"\0")  # same rows, other size: _job.json says it changed
+    summary = evaluate_output_dir(out, qrels, k=[10], print_table=False)
+    assert summary["first_stage_source"] == "results"
+    assert any("changed since the run (size" in w for w in summary["warnings"])
+
+    # Same size but other candidate lists (no _job.json to compare): the rows catch it.
+    from tests.helpers import make_queries, write_grouped_parquet
+
+    (out / "_job.json").unlink()
+    queries = make_queries(6, 12, seed=99)
+    for query in queries:
+        query["doc_ids"] = query["doc_ids"][::-1]
+    write_grouped_parquet(path, queries)
+    summary = evaluate_output_dir(out, qrels, k=[10], print_table=False)
+    assert summary["first_stage_source"] == "results"
+    assert any("but the input holds" in w for w in summary["warnings"])

@@ -10,6 +10,7 @@ Library use (what the job runner calls for an ``[eval]`` section)::
 Command line::
 
     rerank-pipeline eval OUTDIR --qrels qrels.txt [--k 1,3,5,10] [--out DIR]
+                         [--first-stage auto|input|results]
     rerank-pipeline eval --run bm25.run [--run other.run] --qrels qrels.txt --out DIR
 
 Standalone, until the CLI wires it: ``python -m pipeline.evaluate.command eval ...``.
@@ -27,7 +28,7 @@ from pipeline.evaluate.chart import chart_file_name, chart_metric, write_delta_c
 from pipeline.evaluate.errors import EvalInputError
 from pipeline.evaluate.judgments import Judgments, load_judgments
 from pipeline.evaluate.metrics import DEFAULT_K, metric_names, normalize_ks
-from pipeline.evaluate.output_dir import read_output_dir
+from pipeline.evaluate.output_dir import FIRST_STAGE_SOURCES, read_output_dir
 from pipeline.evaluate.report import build_summary, format_table, write_per_query, write_summary
 from pipeline.evaluate.runs import RankedRun, read_trec_run, write_trec_run
 from pipeline.evaluate.scoring import check_duplicates, compare, require_overlap, score_run
@@ -72,6 +73,7 @@ def _evaluate(
     write_run_files: bool,
     print_table: bool,
     stream: TextIO | None,
+    first_stage_source: str | None = None,
 ) -> dict:
     ks = parse_k(k)
     threshold = _check_threshold(relevance_threshold)
@@ -127,6 +129,7 @@ def _evaluate(
         },
         warnings=warnings,
         files=files,
+        first_stage_source=first_stage_source,
     )
     write_summary(out / files["summary"], summary)
     if print_table:
@@ -148,16 +151,27 @@ def evaluate_output_dir(
     out: Path | None = None,
     significance: str = DEFAULT_TEST,
     stream: TextIO | None = None,
+    first_stage: str = "auto",
 ) -> dict:
     """Evaluate first stage vs reranked of a pipeline output directory; return the summary.
 
     Writes ``per_query.parquet``, ``summary.json``, ``first_stage.trec``,
     ``reranked.trec`` and the delta chart to ``out`` (default ``outdir/eval``).
-    Raises EvalInputError on bad input.
+    ``first_stage``: ``auto`` (the job's input when results are cut to top_n and the
+    input is readable and unchanged, else the results), ``input`` or ``results``; the
+    summary's ``first_stage_source`` says which was used. Raises EvalInputError on bad input.
     """
     outdir = Path(outdir)
-    runs = read_output_dir(outdir)
+    runs = read_output_dir(outdir, first_stage=first_stage)
     judgments = load_judgments(qrels)
+    warnings = list(runs.warnings)
+    deeper = [n for n in parse_k(k) if runs.top_n is not None and n > runs.top_n]
+    if runs.first_stage_source == "input" and runs.cut_queries and deeper:
+        warnings.append(
+            f"reranked holds only the top {runs.top_n} docs per query, first_stage the full "
+            f"input list: at k = {', '.join(map(str, deeper))} the reranked metrics count "
+            f"no docs below rank {runs.top_n}"
+        )
     return _evaluate(
         [runs.first_stage, runs.reranked],
         judgments,
@@ -165,11 +179,17 @@ def evaluate_output_dir(
         k=k,
         relevance_threshold=relevance_threshold,
         significance=significance,
-        inputs={"output_dir": str(outdir), "qrels": str(qrels), "top_n": runs.top_n},
-        warnings=runs.warnings,
+        inputs={
+            "output_dir": str(outdir),
+            "qrels": str(qrels),
+            "top_n": runs.top_n,
+            "first_stage_input": runs.input_path,
+        },
+        warnings=warnings,
         write_run_files=True,
         print_table=print_table,
         stream=stream,
+        first_stage_source=runs.first_stage_source,
     )
 
 
@@ -250,6 +270,15 @@ def add_eval_parser(subparsers) -> None:
         default=DEFAULT_TEST,
         help="paired test for the comparison (default %(default)s)",
     )
+    parser.add_argument(
+        "--first-stage",
+        choices=FIRST_STAGE_SOURCES,
+        default="auto",
+        help="OUTDIR only: where the first-stage ranking comes from. 'input': the job's input "
+        "(full candidate lists); 'results': the input_rank order of the result rows (only the "
+        "reranked top docs when top_n was set); 'auto' (default): input when the results are "
+        "cut and the input is readable and unchanged, else results",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not print the table")
     parser.set_defaults(func=run_eval_command)
 
@@ -272,7 +301,9 @@ def run_eval_command(args: argparse.Namespace) -> int:
                 )
             evaluate_run_files(args.run, args.qrels, args.out, **common)
         elif args.outdir is not None:
-            evaluate_output_dir(args.outdir, args.qrels, out=args.out, **common)
+            evaluate_output_dir(
+                args.outdir, args.qrels, out=args.out, first_stage=args.first_stage, **common
+            )
         else:
             raise EvalInputError("give a pipeline output directory (OUTDIR) or --run RUNFILE")
     except EvalInputError as exc:

@@ -8,8 +8,15 @@ input_rank``) give two systems over the same rows:
 * ``first_stage``: the same docs in ``input_rank`` order.
 
 When the job cut its output to ``top_n``, the rows hold only the reranker's top
-docs, so ``first_stage`` is the first-stage order *of those docs*, not the full
-first-stage list; ``cut_queries`` counts the queries where that is visible.
+docs, so their ``input_rank`` order is the first-stage order *of those docs*, not
+the full first-stage list (``cut_queries`` counts the queries where that is
+visible). Then, by default (``first_stage="auto"``), ``first_stage`` is rebuilt
+from the job's own input instead: ``job.resolved.toml`` names it, the project's
+reader streams it, and each evaluated query's full candidate list, in input
+order, becomes its first-stage ranking. When that input is gone, unreadable or
+changed since the run (``_job.json`` file sizes, or a result row whose
+``input_rank`` no longer points at its doc), the results' order is used, with a
+warning saying why. ``OutputDirRuns.first_stage_source`` tells which was used.
 
 >>> from pipeline.evaluate.output_dir import read_output_dir  # doctest: +SKIP
 >>> runs = read_output_dir(Path("out/"))                       # doctest: +SKIP
@@ -19,6 +26,7 @@ first-stage list; ``cut_queries`` counts the queries where that is visible.
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -35,6 +43,8 @@ from pipeline.evaluate.runs import RankedRun, scores_reproduce_order
 RESULT_COLUMNS = ("query_id", "doc_id", "rank", "score", "input_rank")
 FIRST_STAGE = "first_stage"
 RERANKED = "reranked"
+# Where the first-stage ranking comes from: the job's input or the results' input_rank.
+FIRST_STAGE_SOURCES = ("auto", "input", "results")
 
 
 @dataclass(slots=True)
@@ -43,7 +53,13 @@ class OutputDirRuns:
     reranked: RankedRun
     top_n: int | None = None  # from job.resolved.toml [output] top_n, when present
     cut_queries: int = 0  # queries whose rows miss part of their first-stage list
+    first_stage_source: str = "results"  # "input" when rebuilt from the job's input
+    input_path: str | None = None  # the job's input.path, when first_stage came from it
     warnings: list[str] = field(default_factory=list)
+
+
+class _InputUnavailable(Exception):
+    """The job's input cannot give the first-stage ranking; the message says why."""
 
 
 @dataclass(slots=True)
@@ -183,8 +199,115 @@ def _configured_top_n(outdir: Path) -> int | None:
     return top_n if isinstance(top_n, int) and not isinstance(top_n, bool) else None
 
 
-def read_output_dir(outdir: Path | str) -> OutputDirRuns:
-    """Both rankings of a pipeline output directory; errors name the part file and row."""
+def _recorded_input_files(outdir: Path) -> list | None:
+    """``identity.input.files`` of ``_job.json`` ([path, size] pairs), when recorded."""
+    try:
+        identity = json.loads((outdir / "_job.json").read_bytes())["identity"]
+        files = identity["input"]["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return files if isinstance(files, list) else None
+
+
+def _check_input_files(outdir: Path, sources: list) -> None:
+    recorded = _recorded_input_files(outdir)
+    if recorded is None:
+        return  # no record (older run): the per-row check below still catches most changes
+    try:
+        current = [[str(path), path.stat().st_size] for path, _ in sources]
+    except OSError as exc:
+        raise _InputUnavailable(f"cannot read {exc.filename} ({exc.strerror})") from None
+    if current == recorded:
+        return
+    then = {str(path): size for path, size in recorded}
+    now = dict(current)
+    for path, size in now.items():
+        if path in then and then[path] != size:
+            raise _InputUnavailable(
+                f"input file {path} changed since the run (size {then[path]} then, {size} now)"
+            )
+    gone = sorted(set(then) - set(now))
+    added = sorted(set(now) - set(then))
+    detail = f"{gone[0]} is gone" if gone else f"{added[0]} is new" if added else "order differs"
+    raise _InputUnavailable(f"the input files changed since the run ({detail})")
+
+
+def _input_candidate_lists(outdir: Path, wanted: set[str]) -> tuple[dict[str, list[str]], str]:
+    """Each wanted query's doc ids in input order, read from the job's input; and its path.
+
+    Holds only the doc id lists of ``wanted`` queries; stops reading once all are found.
+    Raises _InputUnavailable when the input is missing, unreadable or changed.
+    """
+    from pyarrow import ArrowException
+
+    from pipeline.config import ConfigError, load_job_text
+    from pipeline.read import InputError, open_input, resolve_sources
+    from pipeline.records import Query
+
+    config = outdir / "job.resolved.toml"
+    try:
+        text = config.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _InputUnavailable(f"cannot read {config} ({exc.strerror})") from None
+    try:
+        cfg = load_job_text(text, name=str(config))
+    except ConfigError as exc:
+        raise _InputUnavailable(str(exc)) from None
+    found: dict[str, list[str]] = {}
+    try:
+        _check_input_files(outdir, resolve_sources(cfg.input.path, cfg.input.format))
+        reader = open_input(cfg.input)
+        for batch in reader.batches():
+            for item in batch:
+                # Failures (bad input rows) were never ranked. Should an id occur twice, the
+                # first list is kept; the per-row check below refuses it if it is not the one.
+                if isinstance(item, Query) and item.query_id in wanted:
+                    found.setdefault(item.query_id, list(item.doc_ids))
+            if len(found) == len(wanted):
+                break
+    except InputError as exc:
+        raise _InputUnavailable(str(exc)) from None
+    except (OSError, ValueError, ArrowException) as exc:
+        raise _InputUnavailable(f"input.path {cfg.input.path!r}: cannot read it ({exc})") from None
+    return found, cfg.input.path
+
+
+def _check_against_results(lists: dict[str, list[str]], rows: dict[str, list[_Row]]) -> None:
+    """Every result row must sit at its ``input_rank`` in the input list, or the input changed."""
+    missing = sorted(set(rows) - set(lists))
+    if missing:
+        raise _InputUnavailable(
+            f"{len(missing)} result queries are not in the input (e.g. {missing[0]!r}); "
+            "it changed since the run"
+        )
+    for query_id, query_rows in rows.items():
+        ids = lists[query_id]
+        for row in query_rows:
+            at = ids[row.input_rank - 1] if row.input_rank <= len(ids) else None
+            if at != row.doc_id:
+                raise _InputUnavailable(
+                    f"{row.where}: doc {row.doc_id!r} of query {query_id!r} has input_rank "
+                    f"{row.input_rank}, but the input holds {at!r} there; it changed since the run"
+                )
+        bad = next((d for d in ids if not d or any(ch.isspace() for ch in d)), None)
+        if bad is not None:
+            raise _InputUnavailable(
+                f"query {query_id!r}: input doc id {bad!r} is empty or has spaces, "
+                "which a TREC run file cannot hold"
+            )
+
+
+def read_output_dir(outdir: Path | str, first_stage: str = "auto") -> OutputDirRuns:
+    """Both rankings of a pipeline output directory; errors name the part file and row.
+
+    ``first_stage``: ``"auto"`` rebuilds it from the job's input when the results are cut
+    (top_n) and the input is readable and unchanged, else from the results' ``input_rank``;
+    ``"input"`` always from the input (EvalInputError if it cannot be); ``"results"`` never.
+    """
+    if first_stage not in FIRST_STAGE_SOURCES:
+        raise EvalInputError(
+            f"first stage source {first_stage!r} unknown; choose {', '.join(FIRST_STAGE_SOURCES)}"
+        )
     outdir = Path(outdir)
     rows: dict[str, list[_Row]] = {}
     for part in result_part_files(outdir):
@@ -192,9 +315,9 @@ def read_output_dir(outdir: Path | str) -> OutputDirRuns:
     if not rows:
         raise EvalInputError(f"{outdir / 'results'}: the result files hold no rows")
 
-    first_stage = RankedRun(system=FIRST_STAGE, source=str(outdir))
+    first = RankedRun(system=FIRST_STAGE, source=str(outdir))
     reranked = RankedRun(system=RERANKED, source=str(outdir))
-    runs = OutputDirRuns(first_stage, reranked, top_n=_configured_top_n(outdir))
+    runs = OutputDirRuns(first, reranked, top_n=_configured_top_n(outdir))
     rank_order_differs = 0
     for query_id in sorted(rows):
         _check_unique_docs(query_id, rows[query_id])
@@ -204,9 +327,9 @@ def read_output_dir(outdir: Path | str) -> OutputDirRuns:
         reranked.scores[query_id] = [row.score for row in by_rank]
         if not scores_reproduce_order(reranked.docs[query_id], reranked.scores[query_id]):
             rank_order_differs += 1
-        first_stage.docs[query_id] = [row.doc_id for row in by_input]
+        first.docs[query_id] = [row.doc_id for row in by_input]
         # A score trec_eval sorts back into input order: no ties, no rounding.
-        first_stage.scores[query_id] = [-float(row.input_rank) for row in by_input]
+        first.scores[query_id] = [-float(row.input_rank) for row in by_input]
         if by_input[-1].input_rank > len(by_input):
             runs.cut_queries += 1
 
@@ -219,11 +342,35 @@ def read_output_dir(outdir: Path | str) -> OutputDirRuns:
             "(ties broken otherwise than trec_eval's doc_id order); reranked is evaluated in "
             "'rank' order and reranked.trec carries score = -rank so trec_eval agrees"
         )
-    if runs.top_n is not None or runs.cut_queries:
-        cut = f"top_n={runs.top_n}" if runs.top_n is not None else "a cut output"
+
+    cut = runs.top_n is not None or runs.cut_queries > 0
+    why_not_input = None
+    if first_stage == "input" or (first_stage == "auto" and cut):
+        try:
+            lists, runs.input_path = _input_candidate_lists(outdir, set(rows))
+            _check_against_results(lists, rows)
+        except _InputUnavailable as exc:
+            if first_stage == "input":
+                raise EvalInputError(
+                    f"first stage from the job's input: {exc}; "
+                    "use --first-stage results to rank the results' own docs instead"
+                ) from None
+            why_not_input = str(exc)
+            runs.input_path = None
+        else:
+            runs.first_stage_source = "input"
+            for query_id in first.docs:
+                ids = lists[query_id]
+                first.docs[query_id] = ids
+                first.scores[query_id] = [-float(rank) for rank in range(1, len(ids) + 1)]
+
+    if runs.first_stage_source == "results" and cut:
+        top = f"top_n={runs.top_n}" if runs.top_n is not None else "a cut output"
         runs.warnings.append(
-            f"results hold only the reranked top docs ({cut}; {runs.cut_queries} queries miss "
+            f"results hold only the reranked top docs ({top}; {runs.cut_queries} queries miss "
             "part of their first-stage list): first_stage is the input order of those same docs, "
             "not the full first-stage ranking, so its deep metrics are not the first stage's own"
         )
+        if why_not_input is not None:
+            runs.warnings.append(f"first_stage not rebuilt from the job's input: {why_not_input}")
     return runs

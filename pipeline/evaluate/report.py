@@ -26,6 +26,10 @@ from pathlib import Path
 from pipeline.evaluate.scoring import Comparison, SystemScores
 
 SIGNIFICANCE_LEVEL = 0.05
+FIRST_STAGE_TEXT = {
+    "input": "input (each query's full candidate list, in the job's input order)",
+    "results": "results (the input_rank order of the result rows)",
+}
 
 
 def write_per_query(path: Path, systems: Sequence[SystemScores], metrics: Sequence[str]) -> None:
@@ -64,8 +68,9 @@ def build_summary(
     judgments: dict,
     warnings: Sequence[str],
     files: dict,
+    first_stage_source: str | None = None,
 ) -> dict:
-    return {
+    summary = {
         "schema_version": 1,
         "settings": {
             "k": list(ks),
@@ -93,6 +98,9 @@ def build_summary(
         "warnings": list(warnings),
         "files": files,
     }
+    if first_stage_source is not None:  # output directories only: "input" or "results"
+        summary["first_stage_source"] = first_stage_source
+    return summary
 
 
 def write_summary(path: Path, summary: dict) -> None:
@@ -157,6 +165,9 @@ def format_table(summary: dict) -> str:
         lines.append(
             f"({counts} queries evaluated; relevant = label >= {settings['relevance_threshold']})"
         )
+    source = summary.get("first_stage_source")
+    if source is not None:
+        lines.append(f"first stage: {FIRST_STAGE_TEXT.get(source, source)}")
     lines += _coverage_notes(summary)
     lines += [f"warning: {w}" for w in summary["warnings"]]
     return "\n".join(lines)
