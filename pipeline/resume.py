@@ -106,10 +106,14 @@ def prepare_resume(out_dir: Path, cfg: JobConfig, *, overwrite: bool, retry_fail
         state.done_ids.update(column.unique().to_pylist())
     state.ranked_earlier = len(state.done_ids)
     for path in parts["failures"]:
-        table = pq.read_table(path, columns=["query_id", "source"])
+        table = pq.read_table(path, columns=["query_id", "source", "error"])
         state.failed_earlier += table.num_rows
-        state.done_ids.update(q for q in table.column("query_id").to_pylist() if q is not None)
-        state.failure_sources.update(table.column("source").to_pylist())
+        for qid, source, error in zip(*(table.column(c).to_pylist() for c in ("query_id", "source", "error")), strict=True):
+            state.failure_sources.add(source)
+            # A duplicate's failure row is about a later occurrence, not the query: the first
+            # occurrence may still be unranked (it was in flight when the run stopped).
+            if qid is not None and error != "duplicate_query_id":
+                state.done_ids.add(qid)
     return state
 
 

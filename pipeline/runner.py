@@ -32,7 +32,7 @@ from pipeline.merge import PendingQuery
 from pipeline.progress import Progress
 from pipeline.providers import get_adapter
 from pipeline.providers.models import model_profile
-from pipeline.read import open_input
+from pipeline.read import InputError, open_input
 from pipeline.records import Chunk, Failure, Query
 from pipeline.resume import ResumeState, prepare_resume
 from pipeline.setup import (
@@ -80,7 +80,9 @@ class JobRun:
         self.pending: dict[int, PendingQuery] = {}  # id(query) -> its state, while in flight
         self.seen: set[str] = set()
         self.stopping = asyncio.Event()
+        self.stop_now = asyncio.Event()  # a second Ctrl-C: give up the grace period
         self.fatal: BaseException | None = None
+        self.input_error: InputError | None = None
 
     # -- setup -------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -128,7 +130,10 @@ class JobRun:
         try:
             workers = [asyncio.create_task(self._worker(queue)) for _ in range(lim.max_concurrency)]
             producer = asyncio.create_task(self._produce(queue, len(workers)))
-            await self._supervise(producer, workers)
+            try:
+                await self._supervise(producer, workers)
+            except InputError as exc:  # a file that became unreadable mid-run
+                self.input_error = exc
         finally:
             ticker.cancel()
             restore()
@@ -140,18 +145,22 @@ class JobRun:
     async def _supervise(self, producer: asyncio.Task, workers: list[asyncio.Task]) -> None:
         everything = [producer, *workers]
         done_waiter = asyncio.gather(*everything)
+        # Its exception is read below via the tasks themselves; mark it retrieved here.
+        done_waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
         stop_waiter = asyncio.ensure_future(self.stopping.wait())
+        now_waiter = asyncio.ensure_future(self.stop_now.wait())
         try:
             await asyncio.wait([done_waiter, stop_waiter], return_when=asyncio.FIRST_COMPLETED)
             if not done_waiter.done():
                 # Stopping: the producer stops reading and sends the workers home; queued
                 # chunks are dropped unsent; in-flight requests get a grace period (none
-                # after a 401/403, which stops the job at once).
+                # after a 401/403, which stops the job at once, or after a second Ctrl-C).
                 grace = 0.0 if self.fatal is not None else STOP_GRACE_S
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(done_waiter), timeout=grace)
+                await asyncio.wait([done_waiter, now_waiter], timeout=grace,
+                                   return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop_waiter.cancel()
+            now_waiter.cancel()
             for task in everything:
                 task.cancel()
             results = await asyncio.gather(*everything, return_exceptions=True)
@@ -160,8 +169,12 @@ class JobRun:
                 raise result
 
     def _request_stop(self) -> None:
-        if not self.stopping.is_set():
-            print("\nstopping: finishing in-flight requests, then writing what is done", file=sys.stderr)
+        if self.stopping.is_set():
+            print("\nstopping now: in-flight requests are abandoned", file=sys.stderr)
+            self.stop_now.set()
+            return
+        print(f"\nstopping: finishing in-flight requests (at most {STOP_GRACE_S:.0f}s; "
+              "Ctrl-C again to stop at once), then writing what is done", file=sys.stderr)
         self.stopping.set()
 
     async def _produce(self, queue: asyncio.Queue, n_workers: int) -> None:
@@ -321,7 +334,8 @@ class JobRun:
                                "final_pass": bool(self.final_window)}
         summary["cost"] = summary_cost(summary, self.cfg.provider.kind, self.model, self.cfg.pricing)
         interrupted = self.stopping.is_set()
-        summary["status"] = "auth_error" if self.fatal else "interrupted" if interrupted else "complete"
+        summary["status"] = ("auth_error" if self.fatal else "input_error" if self.input_error
+                             else "interrupted" if interrupted else "complete")
         summary["queries"]["in_flight_not_written"] = len(self.pending)
         failed_total = self.resume.failed_earlier + self.stats.queries_failed
         summary["output_dir_totals"] = {
@@ -330,6 +344,10 @@ class JobRun:
         }
         (self.out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
         self.summary = summary
+        if self.input_error is not None:
+            return Outcome(EXIT_SETUP, self.stats,
+                           f"error: {self.input_error}\nfinished work is saved; fix the input and run "
+                           "the same command again to resume", summary)
         if self.fatal is not None:
             return Outcome(EXIT_AUTH, self.stats, f"stopped: {self.fatal}", summary)
         if interrupted:

@@ -141,3 +141,23 @@ def test_graceful_stop_saves_work_and_says_how_to_resume(world, sig):
     got_r, got_f = final_tables(out)
     want_r, want_f = final_tables(world["clean"])
     assert got_r.equals(want_r) and got_f.equals(want_f)
+
+
+def test_a_second_ctrl_c_gives_up_the_grace_period(tmp_path):
+    path = write_grouped_parquet(tmp_path / "in.parquet", make_queries(20, 5, seed=42))
+    with ThreadedServer(Knobs(latency_s=120)) as server:  # every request hangs
+        out = tmp_path / "out"
+        proc = start(write_job(tmp_path, path, out, server.base_url))
+        deadline = time.monotonic() + 30
+        while not (out / "_job.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # requests are in flight now
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(15)  # the grace period alone would be 30 s
+        stderr = proc.stderr.read().decode()
+    assert code == 130, stderr
+    assert "stopping now" in stderr and "Traceback" not in stderr and "never retrieved" not in stderr
+    summary = orjson.loads((out / "summary.json").read_bytes())
+    assert summary["status"] == "interrupted"

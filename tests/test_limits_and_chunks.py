@@ -114,7 +114,7 @@ def test_chunks_close_early_on_tokens():
     assert [c.n_docs for c in plan_chunks(huge, 100, 50, None)] == [1, 1]
 
 
-def test_token_estimate_is_utf8_bytes_over_four_rounded_up():
+def test_token_estimate_counts_cjk_per_character_and_other_text_per_four_chars():
     # Plain ASCII keeps the former rule (bytes / 4, rounded up); CJK counts one per
     # character, other scripts characters / 4, whitespace runs collapse to one.
     assert estimate_tokens("") == 0

@@ -146,3 +146,67 @@ def test_plain_http_to_a_public_host_warns(capsys):
     assert capsys.readouterr().err == ""
     warn_plain_http("http://api.example.com/v1/rerank")
     assert "plain HTTP to a non-local host" in capsys.readouterr().err
+
+
+class EchoingServer(FakeRerankServer):
+    """A broken proxy: answers 200 with a page that echoes the request's headers."""
+
+    async def handle(self, request):
+        from aiohttp import web
+
+        self._record(request, 200, 0, None, "")
+        return web.Response(status=200, text=f"<pre>{request.headers.get('Authorization')}</pre>")
+
+
+async def test_a_key_echoed_in_a_bad_answer_is_redacted_from_failures(tmp_path, out_dir, monkeypatch):
+    secret = "sk-echo-SECRET-77aa88bb"
+    monkeypatch.setenv("RERANK_API_KEY", secret)
+    path = write_grouped_parquet(tmp_path / "in.parquet", make_queries(2, 4, seed=35))
+    async with running_server(server_cls=EchoingServer) as server:
+        outcome = await run(job_config(path, out_dir, server.base_url, limits__max_attempts=2))
+    assert outcome.exit_code == EXIT_SOME_FAILED
+    f = failures(out_dir)
+    assert f.height == 2 and all("answer is not JSON" in m for m in f["message"].to_list())
+    assert all("***" in m and secret not in m for m in f["message"].to_list())
+    for p in out_dir.rglob("*"):
+        if p.is_file():
+            assert secret.encode() not in p.read_bytes()
+
+
+async def test_a_huge_retry_after_cannot_stall_the_job(tmp_path, out_dir):
+    queries = make_queries(6, 4, seed=36)
+    path = write_grouped_parquet(tmp_path / "in.parquet", queries)
+    async with running_server(Knobs(max_rps=1, retry_after="3600")) as server:
+        cfg = job_config(path, out_dir, server.base_url, limits__max_retry_time_s=2, limits__max_concurrency=2)
+        outcome = await run(cfg)  # would sleep an hour if the 429 paused everyone for 3600 s
+    ranked, failed = accounted(queries, out_dir)
+    assert failed and all("limits.max_retry_time_s" in m for m in failures(out_dir)["message"].to_list())
+    assert outcome.stats.http_429 >= len(failed)
+
+
+def test_retry_after_parsing():
+    from pipeline.call.client import parse_retry_after
+
+    assert parse_retry_after({"Retry-After": "7"}) == 7.0
+    assert parse_retry_after({"Retry-After": "inf"}) is None
+    assert parse_retry_after({"Retry-After": "nan"}) is None
+    assert parse_retry_after({"Retry-After": "soon"}) is None
+    assert parse_retry_after({}) is None
+    assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # in the past
+    assert 3000 < parse_retry_after({"Retry-After": "Fri, 31 Dec 2100 23:59:59 -0000"})
+
+
+async def test_retry_failed_ranks_a_query_whose_later_duplicate_failed(tmp_path, out_dir):
+    queries = make_queries(2, 6, seed=37)
+    dup = dict(queries[0])
+    path = write_grouped_parquet(tmp_path / "in.parquet", [queries[0], dup, queries[1]])
+    async with running_server(server_cls=ChaosServer) as server:
+        server.always_503 = {queries[0]["query"]}
+        cfg = job_config(path, out_dir, server.base_url, limits__max_attempts=1)
+        await run(cfg)
+        assert sorted(failures(out_dir)["error"].to_list()) == ["duplicate_query_id", "http_503"]
+        server.always_503 = set()
+        second = await run(cfg, retry_failed=True)
+    assert second.exit_code == EXIT_SOME_FAILED  # the duplicate stays a failure
+    assert sorted(results(out_dir)["query_id"].unique().to_list()) == ["q0000", "q0001"]
+    assert failures(out_dir)["error"].to_list() == ["duplicate_query_id"]

@@ -13,7 +13,9 @@ at most `max_attempts` times and for at most `max_retry_time_s` in all.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.utils
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -89,6 +91,7 @@ class RerankClient:
         latency_ms: float | None = None
         while True:
             attempt += 1
+            status, latency_ms = None, None  # this attempt's, not an earlier one's
             try:
                 async with self.limits.slot(chunk.estimated_tokens):
                     self.stats.attempts += 1
@@ -104,18 +107,22 @@ class RerankClient:
             except TransientError as err:
                 self.stats.count_error(err)
                 wait = self._backoff(attempt, err.retry_after)
-                if isinstance(err, RateLimited):
-                    self.limits.cooldown.extend(wait)
                 spent = loop.time() - first
                 if attempt >= self.max_attempts or spent + wait > self.max_retry_time_s:
-                    why = f"after {attempt} attempts" if attempt >= self.max_attempts else f"after {spent:.0f}s of retries"
-                    err.message = f"{err.message} (gave up {why})"
+                    why = f"after {attempt} attempts" if attempt >= self.max_attempts else (
+                        f"after {spent:.0f}s: the next wait ({wait:.0f}s) would pass limits.max_retry_time_s")
+                    err.message = redact(f"{err.message} (gave up {why})", self.secrets)
                     raise ChunkFailed(err, self._usage(chunk, attempt, status, latency_ms, started_at, None)) from err
+                if isinstance(err, RateLimited):
+                    # Only a wait we will really take pauses the others: it is bounded by
+                    # the retry budget checked above, so a huge Retry-After cannot stall the job.
+                    self.limits.cooldown.extend(wait)
                 self.stats.retries += 1
                 await asyncio.sleep(wait)
                 continue
             except RequestRejected as err:
                 self.stats.count_error(err)
+                err.message = redact(err.message, self.secrets)
                 raise ChunkFailed(err, self._usage(chunk, attempt, status, latency_ms, started_at, None)) from err
             self.stats.requests += 1
             usage = self._usage(chunk, attempt, status, latency_ms, started_at, answer)
@@ -139,7 +146,7 @@ class RerankClient:
                 if self.key_env
                 else "this provider needs a key: set provider.api_key_env to the variable that holds it"
             )
-            raise AuthError(f"{message} from {self.transport.url}; {hint}", status)
+            raise AuthError(redact(f"{message} from {self.transport.url}; {hint}", self.secrets), status)
         if status == 429:
             raise RateLimited(message, status, retry_after)
         if info.retryable is False:
@@ -197,13 +204,17 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when is None:
         return None
+    if when.tzinfo is None:  # "-0000" dates parse naive; HTTP dates are always UTC
+        when = when.replace(tzinfo=datetime.timezone.utc)
     return max(0.0, when.timestamp() - time.time())
