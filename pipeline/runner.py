@@ -12,7 +12,6 @@ once any chunk fails. Memory is bounded by the queue, not by the input.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sys
 from dataclasses import dataclass
