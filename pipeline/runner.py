@@ -268,9 +268,10 @@ class JobRun:
                     ranking = await self._final_pass(state)
                     if ranking is None:
                         continue
+                    self.writer.add_ranked(state.query, ranking)
                 else:
-                    ranking = state.ranking()
-                self.writer.add_ranked(state.query, ranking)
+                    positions, scores = state.order()
+                    self.writer.add_ranked_columns(state.query, positions, scores)
                 self.stats.queries_ranked += 1
                 self.stats.documents_ranked += len(state.query.documents)
                 self.progress.advance(len(state.query.documents))

@@ -135,3 +135,28 @@ def test_merge_orders_by_score_then_input_position_and_cuts():
     state.add([2, 3], [0.9, 0.5])
     assert state.complete
     assert [(d.position, d.score) for d in state.ranking()] == [(2, 0.9), (5, 0.9), (0, 0.5), (3, 0.5)]
+
+
+async def test_a_pause_banks_no_burst_of_requests():
+    clock = FakeClock(asyncio.get_running_loop())
+    limits = await Limits.create(100, 600, None)  # 10/s
+    starts: list[float] = []
+
+    async def one():
+        async with limits.slot(0):
+            starts.append(clock.now)
+
+    first = [asyncio.create_task(one()) for _ in range(10)]
+    await clock.advance(1.5)
+    await asyncio.gather(*first)
+    await clock.advance(5.0)  # idle, as during a 429 cool-down: a leaky bucket would refill
+    resumed_at = clock.now
+    later = [asyncio.create_task(one()) for _ in range(40)]
+    await clock.advance(3.0)
+    after = sorted(s for s in starts if s >= resumed_at)
+    # In every 1 s window after the pause, at most 10 starts (the server's own rule).
+    assert all(sum(1 for s in after if t <= s < t + 1.0) <= 10 for t in after)
+    assert len(after) >= 25
+    for t in later:
+        t.cancel()
+    await asyncio.gather(*later, return_exceptions=True)

@@ -11,9 +11,14 @@
 
 Invariants:
 - at most `max_concurrency` slots are held at once;
-- starts never exceed `requests_per_minute` over any window, from the first second on: each
-  aiolimiter bucket holds one second of budget (not a minute) and starts nearly full, so
-  there is no opening burst of a whole minute's allowance (aiolimiter's buckets start empty);
+- starts never exceed `requests_per_minute` over any window, from the first second on:
+  requests are paced by a sliding-window log (at most one second's allowance in any second,
+  the rule rate-limited APIs enforce), so neither the start nor a pause (a 429 cool-down)
+  banks a burst. A leaky bucket refills during a pause and then bursts a full bucket on
+  top of the steady rate, which a server counting a sliding window answers with 429s
+  (measured: benchmarks/RESULTS.md, figure 3);
+- tokens are paced by an aiolimiter bucket holding one second of budget that starts nearly
+  full (aiolimiter's buckets start empty: a whole bucket would pass at once);
 - a request's tokens are drawn from the tokens-per-minute bucket in pieces no larger than
   the bucket, so a chunk bigger than the bucket waits its turn instead of raising;
 - a 429 anywhere pauses every new start until the shared cool-down has passed.
@@ -22,6 +27,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -40,6 +46,32 @@ async def per_minute_limiter(per_minute: float) -> AsyncLimiter:
     # Start all but one unit full: the first request goes at once, the rest at the rate.
     await limiter.acquire(capacity - 1.0)
     return limiter
+
+
+class WindowLimiter:
+    """At most `n` starts in any sliding window of `window` seconds: the rule rate-limited
+    APIs enforce. A start waits until the start `n` places back is a full window old, so the
+    steady rate is n / window with no burst above it; a pause (a 429 cool-down) does not
+    bank budget beyond one window. The log starts as if the last window had been paced, so
+    there is no opening burst either. `margin` widens the window a little so arrival jitter
+    between client and server does not push a start into the server's previous window."""
+
+    def __init__(self, per_minute: float, margin: float = 0.01):
+        per_second = per_minute / 60.0
+        self.n = max(1, int(per_second * BUCKET_SECONDS))
+        self.window = self.n / per_second * (1.0 + margin)
+        now = asyncio.get_running_loop().time()
+        step = self.window / self.n
+        self._starts: deque[float] = deque((now - self.window + i * step for i in range(self.n)), maxlen=self.n)
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:  # FIFO: waiters start in the order they came
+            loop = asyncio.get_running_loop()
+            wait = self._starts[0] + self.window - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._starts.append(loop.time())
 
 
 class CoolDown:
@@ -66,7 +98,7 @@ class Limits:
     def __init__(
         self,
         max_concurrency: int,
-        requests: AsyncLimiter | None,
+        requests: WindowLimiter | None,
         tokens: AsyncLimiter | None,
     ):
         self.max_concurrency = max_concurrency
@@ -86,7 +118,7 @@ class Limits:
         requests_per_minute: float | None,
         tokens_per_minute: float | None,
     ) -> Limits:
-        rpm = await per_minute_limiter(requests_per_minute) if requests_per_minute else None
+        rpm = WindowLimiter(requests_per_minute) if requests_per_minute else None
         tpm = await per_minute_limiter(tokens_per_minute) if tokens_per_minute else None
         return cls(max_concurrency, rpm, tpm)
 

@@ -222,6 +222,23 @@ def _documents(batch: RowBatch, i: int, docs_name: str, ids_name: str, label: st
             )
     else:
         given_ids = None
+    # Fast path, the common case: every document a string, ids absent or all strings. The
+    # lists from to_pylist are used as they are, checked by type sets at C speed.
+    if set(map(type, raw)) == _STR and (given_ids is None or set(map(type, given_ids)) == _STR):
+        docs, ids = raw, (given_ids if given_ids is not None else list(map(str, range(len(raw)))))
+    else:
+        docs, ids = _documents_slow(raw, given_ids, docs_name, label)
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        dup = next(x for x in ids if x in seen or seen.add(x))
+        raise FieldProblem("duplicate_doc_id", f"{label}: duplicate document id {dup!r}")
+    return docs, ids
+
+
+_STR = {str}
+
+
+def _documents_slow(raw: list, given_ids: list | None, docs_name: str, label: str) -> tuple[list[str], list[str]]:
     docs: list[str] = []
     ids: list[str] = []
     for pos, doc in enumerate(raw):
@@ -236,8 +253,4 @@ def _documents(batch: RowBatch, i: int, docs_name: str, ids_name: str, label: st
             doc_id = given_ids[pos]
         ids.append(str(pos) if doc_id is None else _id_string(doc_id, f"{docs_name}[{pos}].id", label))
         docs.append(doc)
-    if len(set(ids)) != len(ids):
-        seen: set[str] = set()
-        dup = next(x for x in ids if x in seen or seen.add(x))
-        raise FieldProblem("duplicate_doc_id", f"{label}: duplicate document id {dup!r}")
     return docs, ids
