@@ -24,7 +24,13 @@ from pipeline.accounting.stats import JobStats
 from pipeline.call.client import ChunkFailed, RerankClient
 from pipeline.call.errors import AuthError
 from pipeline.call.transport import HttpTransport, LocalTransport, Transport
-from pipeline.chunk import estimate_tokens, fit_documents, pair_tokens, plan_chunks
+from pipeline.chunk import (
+    estimate_tokens,
+    estimate_tokens_many,
+    fit_documents,
+    pair_tokens,
+    plan_chunks,
+)
 from pipeline.config import JobConfig, to_toml
 from pipeline.limit import Limits
 from pipeline.merge import PendingQuery
@@ -220,12 +226,13 @@ class JobRun:
             self.progress.advance(0)
             return []
         self.stats.documents_read += len(item.documents)
-        problem = fit_documents(item, self.max_doc_tokens, self.cfg.input.truncate)
+        doc_tokens = estimate_tokens_many(item.documents)  # once, for both steps below
+        problem = fit_documents(item, self.max_doc_tokens, self.cfg.input.truncate, doc_tokens)
         if problem is not None:
             self._fail(Failure(qid, item.source, "input", "document_too_long", problem))
             return []
         top_n = self.cfg.output.top_n
-        chunks = plan_chunks(item, self.max_docs, self.max_tokens, top_n)
+        chunks = plan_chunks(item, self.max_docs, self.max_tokens, top_n, doc_tokens)
         self.stats.chunks += len(chunks)
         if len(chunks) > 1 and self.profile.listwise:
             self._warn_listwise(len(item.documents))

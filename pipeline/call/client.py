@@ -126,12 +126,8 @@ class RerankClient:
                 raise ChunkFailed(err, self._usage(chunk, attempt, status, latency_ms, started_at, None)) from err
             self.stats.requests += 1
             usage = self._usage(chunk, attempt, status, latency_ms, started_at, answer)
-            return ChunkScores(
-                chunk,
-                [chunk.input_position(index) for index, _ in answer.results],
-                [score for _, score in answer.results],
-                usage,
-            )
+            positions, scores = _columns(answer.results, chunk)
+            return ChunkScores(chunk, positions, scores, usage)
 
     def _interpret(self, reply: Reply, chunk: Chunk) -> Answer:
         status = reply.status
@@ -195,6 +191,18 @@ class RerankClient:
         )
         self.stats.add_usage(record)
         return record
+
+
+def _columns(results: list[tuple[int, float]], chunk: Chunk) -> tuple[list[int], list[float]]:
+    """(index, score) pairs as two columns, indices mapped to input positions
+    (chunk.input_position for each): transposed and mapped by C iterators, since this runs
+    for every document ranked."""
+    if not results:
+        return [], []
+    indices, scores = zip(*results, strict=True)
+    if chunk.positions is not None:
+        return list(map(chunk.positions.__getitem__, indices)), list(scores)
+    return list(map(chunk.start.__add__, indices)), list(scores)
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:

@@ -13,30 +13,42 @@ which is enough for an exact global top_n after merging.
 
 from __future__ import annotations
 
-from pipeline.chunk.tokens import estimate_tokens, truncate_to_tokens
+from bisect import bisect_right
+from itertools import accumulate
+
+from pipeline.chunk.tokens import estimate_tokens, estimate_tokens_many, truncate_to_tokens
 from pipeline.records import Chunk, Query
 
-__all__ = ["estimate_tokens", "fit_documents", "plan_chunks", "pair_tokens"]
+__all__ = ["estimate_tokens", "estimate_tokens_many", "fit_documents", "plan_chunks", "pair_tokens"]
 
 
-def fit_documents(query: Query, max_doc_tokens: int | None, truncate: str) -> str | None:
+def fit_documents(
+    query: Query, max_doc_tokens: int | None, truncate: str, doc_tokens: list[int] | None = None
+) -> str | None:
     """Enforce the per-document size limit; return a problem message, or None when all fit.
 
     truncate = "end": an over-long document is cut to the limit (on a character boundary)
     and still ranked; "none": the query fails, naming the document. Never silently dropped.
+    `doc_tokens`: the documents' estimates when already computed (estimate_tokens_many);
+    a truncated document's entry is updated in place, so plan_chunks can reuse the list.
     """
     if max_doc_tokens is None:
         return None
-    for pos, doc in enumerate(query.documents):
-        if estimate_tokens(doc) <= max_doc_tokens:
+    if doc_tokens is None:
+        doc_tokens = estimate_tokens_many(query.documents)
+    if not doc_tokens or max(doc_tokens) <= max_doc_tokens:
+        return None  # the common case: one C-level pass
+    for pos, tokens in enumerate(doc_tokens):
+        if tokens <= max_doc_tokens:
             continue
         if truncate == "none":
             return (
                 f"{query.source}: document {pos} (doc_id {query.doc_ids[pos]!r}) is about "
-                f"{estimate_tokens(doc)} tokens, over limits.max_doc_tokens = {max_doc_tokens}; "
+                f"{tokens} tokens, over limits.max_doc_tokens = {max_doc_tokens}; "
                 "set input.truncate = \"end\" to cut such documents instead"
             )
-        query.documents[pos] = truncate_to_tokens(doc, max_doc_tokens)
+        query.documents[pos] = truncate_to_tokens(query.documents[pos], max_doc_tokens)
+        doc_tokens[pos] = estimate_tokens(query.documents[pos])
     return None
 
 
@@ -49,22 +61,35 @@ def pair_tokens(query_tokens: int, doc_tokens: int) -> int:
     return query_tokens + doc_tokens
 
 
-def plan_chunks(query: Query, max_docs: int, max_tokens: int | None, top_n: int | None) -> list[Chunk]:
+def plan_chunks(
+    query: Query, max_docs: int, max_tokens: int | None, top_n: int | None, doc_tokens: list[int] | None = None
+) -> list[Chunk]:
+    """Greedy: a chunk takes documents in order until the next would make it pass
+    `max_docs` or `max_tokens` (but always at least one). `doc_tokens`: the documents'
+    estimates when already computed.
+
+    Done on prefix sums of the pair costs (accumulate in C, a bisect per chunk) rather than
+    a Python step per document: this runs for every document of the corpus.
+    """
     q_tokens = estimate_tokens(query.text)
+    if doc_tokens is None:
+        doc_tokens = estimate_tokens_many(query.documents)
+    n = len(doc_tokens)
+    # used[k] = tokens of the pairs 0..k-1 (pair_tokens(q, d) = q + d, summed)
+    used = list(accumulate(doc_tokens, initial=0))
     chunks: list[Chunk] = []
     start = 0
-    used = 0
-    n = len(query.documents)
-    for pos, doc in enumerate(query.documents):
-        cost = pair_tokens(q_tokens, estimate_tokens(doc))
-        size = pos - start
-        full = size >= max_docs or (max_tokens is not None and size > 0 and used + cost > max_tokens)
-        if full:
-            chunks.append(_chunk(query, len(chunks), start, pos, used, top_n))
-            start, used = pos, 0
-        used += cost
-    if start < n:
-        chunks.append(_chunk(query, len(chunks), start, n, used, top_n))
+    while start < n:
+        stop = min(n, start + max_docs)
+        if max_tokens is not None:
+            # the last k whose pairs start..k-1 fit: used[k] - used[start] + (k - start) * q
+            # <= max_tokens; costs are >= 0, so that total only grows with k (bisect holds)
+            fits = bisect_right(range(start, stop + 1), max_tokens,
+                                key=lambda k: used[k] - used[start] + (k - start) * q_tokens) - 1
+            stop = max(start + 1, start + fits)
+        tokens = used[stop] - used[start] + (stop - start) * q_tokens
+        chunks.append(_chunk(query, len(chunks), start, stop, tokens, top_n))
+        start = stop
     return chunks
 
 

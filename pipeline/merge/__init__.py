@@ -14,7 +14,8 @@ pointwise scorer the result equals one unchunked request's ranking.
 
 from __future__ import annotations
 
-from operator import neg
+from itertools import islice
+from operator import gt, neg
 
 from pipeline.records import Query, RankedDoc
 
@@ -50,6 +51,13 @@ class PendingQuery:
         """The ranking as two columns (positions, scores): score descending, ties by
         position ascending. (-score, position) tuples are built and compared in C: no key
         function call and no object per document."""
+        scores = self.scores
+        if all(map(gt, scores, islice(scores, 1, None))):
+            # Strictly descending already (a single chunk's answer usually is: rerank APIs
+            # return results best first): that is the order, with no tie to break. One
+            # C-level pass instead of a tuple per document and a sort.
+            stop = None if not cut or self.top_n is None else self.top_n
+            return self.positions[:stop], scores[:stop]
         pairs = sorted(zip(map(neg, self.scores), self.positions, strict=True))
         if cut and self.top_n is not None:
             del pairs[self.top_n :]

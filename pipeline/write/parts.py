@@ -8,6 +8,7 @@ import os
 import secrets
 import time
 from itertools import repeat
+from operator import attrgetter
 from pathlib import Path
 
 import orjson
@@ -71,6 +72,7 @@ class OutputWriter:
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
         self.schemas = {"results": results_schema(include_text), "usage": USAGE_SCHEMA, "failures": FAILURES_SCHEMA}
         self._buffers = {name: _empty(schema) for name, schema in self.schemas.items()}
+        self._usage_rows: list[tuple] = []  # becomes _buffers["usage"] at commit (add_usage)
         self._pending_rows = 0
         self._pending_queries = 0
         self._last_flush = time.monotonic()
@@ -121,12 +123,9 @@ class OutputWriter:
         self._pending_queries += 1
 
     def add_usage(self, usage: UsageRecord) -> None:
-        cols = self._buffers["usage"]
-        for name in USAGE_SCHEMA.names:
-            value = getattr(usage, name)
-            if name == "started_at":
-                value = int(value * 1000)
-            cols[name].append(value)
+        # One row per request: kept as a tuple (one C-level attrgetter call) and turned
+        # into columns only when the part is committed, in the writer's thread.
+        self._usage_rows.append(_USAGE_ROW(usage))
         self._pending_rows += 1
 
     # -- committing (file I/O in a worker thread) -------------------------------------
@@ -144,15 +143,18 @@ class OutputWriter:
             if not self._pending_rows:
                 return
             buffers, self._buffers = self._buffers, {n: _empty(s) for n, s in self.schemas.items()}
+            usage_rows, self._usage_rows = self._usage_rows, []
             queries, self._pending_queries, self._pending_rows = self._pending_queries, 0, 0
             self._last_flush = time.monotonic()
             seq, self._seq = self._seq, self._seq + 1
-            await asyncio.to_thread(self._commit, seq, buffers, queries)
+            await asyncio.to_thread(self._commit, seq, buffers, queries, usage_rows)
 
     async def close(self) -> None:
         await self.flush()
 
-    def _commit(self, seq: int, buffers: dict[str, dict[str, list]], queries: int) -> None:
+    def _commit(self, seq: int, buffers: dict[str, dict[str, list]], queries: int, usage_rows: list[tuple]) -> None:
+        if usage_rows:
+            buffers["usage"] = _usage_columns(usage_rows)
         entry: dict[str, object] = {"seq": seq, "run": self.run_id, "queries": queries, "at": time.time()}
         for name, cols in buffers.items():
             n = len(next(iter(cols.values())))
@@ -244,6 +246,15 @@ def _next_seq(out_dir: Path) -> int:
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 continue
     return last + 1
+
+
+_USAGE_ROW = attrgetter(*USAGE_SCHEMA.names)  # a UsageRecord as a tuple in schema order
+
+
+def _usage_columns(rows: list[tuple]) -> dict[str, list]:
+    cols = dict(zip(USAGE_SCHEMA.names, map(list, zip(*rows, strict=True)), strict=True))
+    cols["started_at"] = [int(t * 1000) for t in cols["started_at"]]  # unix s -> ms
+    return cols
 
 
 def _empty(schema: pa.Schema) -> dict[str, list]:
