@@ -133,3 +133,11 @@ def test_grouped_items_keep_ids_and_sources(tmp_path):
     assert got[1].doc_ids == qs[1]["doc_ids"] and got[1].documents == qs[1]["documents"]
     assert got[1].source.endswith("in.parquet row 2")
     assert not any(isinstance(i, Failure) for i in got)
+
+
+def test_jsonl_with_a_misnamed_key_is_a_clear_error_before_any_request(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"id": "1", "query": "x", "documents": ["a"]}\n' * 3)
+    with pytest.raises(InputError, match=r"no key 'query_id' in the first 3 rows; set input.columns"):
+        items(path)
+    assert [i.query_id for i in items(path, columns=_cols(query_id="id"))] == ["1", "1", "1"]

@@ -52,10 +52,29 @@ class InputReader:
                 for _ in parquet_batches(path, self.columns, self.optional, 1):
                     break
             else:
-                try:
-                    path.open("rb").close()
-                except OSError as exc:
-                    raise InputError(f"{path}: cannot open ({exc.strerror})") from None
+                self._check_jsonl_keys(path)
+
+    def _check_jsonl_keys(self, path: Path, sample_rows: int = 100) -> None:
+        """JSONL has no schema: a required key that none of the first rows has is a
+        misnamed column (a clear error now), not thousands of per-row failures later."""
+        seen: set[str] = set()
+        parsed = 0
+        for batch in jsonl_batches(path, self.columns, sample_rows):
+            for name, values in batch.columns.items():
+                if any(v is not MISSING for v in values):
+                    seen.add(name)
+            parsed += len(batch)
+            if parsed >= sample_rows or len(batch) + len(batch.bad_rows) < sample_rows:
+                break
+        if not parsed:
+            return  # nothing parseable here: each bad line becomes a failure row
+        required = [c for c in self.columns if c not in self.optional]
+        missing = [c for c in required if c not in seen]
+        if missing:
+            raise InputError(
+                f"{path}: no key {missing[0]!r} in the first {parsed} rows; "
+                f"set input.columns.<name> to the key your rows use"
+            )
 
     def count_queries(self) -> int | None:
         """Queries in the input when cheap to know (grouped Parquet: footer row counts)."""
