@@ -160,3 +160,23 @@ async def test_a_pause_banks_no_burst_of_requests():
     for t in later:
         t.cancel()
     await asyncio.gather(*later, return_exceptions=True)
+
+
+async def test_starts_held_back_by_a_cool_down_do_not_burst_when_it_ends():
+    clock = FakeClock(asyncio.get_running_loop())
+    limits = await Limits.create(6, 60, None)  # one start per ~1.01 s
+    starts: list[float] = []
+
+    async def one():
+        async with limits.slot(0):
+            starts.append(clock.now)
+
+    tasks = [asyncio.create_task(one()) for _ in range(6)]
+    await clock.advance(1.5)
+    limits.cooldown.extend(4.0)  # a 429 somewhere: everyone pauses until t0 + 5.5
+    await clock.advance(8.0)
+    assert all(sum(1 for s in starts if t <= s < t + 1.0) <= 1 for t in starts), starts
+    assert not [s for s in starts if 1001.5 < s < 1005.5]
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -65,12 +65,22 @@ class WindowLimiter:
         self._starts: deque[float] = deque((now - self.window + i * step for i in range(self.n)), maxlen=self.n)
         self._lock = asyncio.Lock()
 
-    async def acquire(self) -> None:
+    async def acquire(self, cooldown: CoolDown | None = None) -> None:
+        """Wait for a place in the window (and for `cooldown`), then record the start.
+
+        Call it last before sending: nothing may await between the recorded start and the
+        request, or starts recorded during a pause would all go out when it ends."""
         async with self._lock:  # FIFO: waiters start in the order they came
             loop = asyncio.get_running_loop()
-            wait = self._starts[0] + self.window - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            while True:
+                if cooldown is not None:
+                    await cooldown.wait()
+                wait = self._starts[0] + self.window - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    continue  # a 429 may have paused everyone meanwhile
+                if cooldown is None or cooldown.remaining <= 0:
+                    break
             self._starts.append(loop.time())
 
 
@@ -127,13 +137,15 @@ class Limits:
         """Hold one in-flight slot for a request of about `tokens` tokens."""
         async with self._slots:
             await self.cooldown.wait()
-            if self._requests is not None:
-                await self._requests.acquire()
             if self._tokens is not None:
                 async with self._token_turn:
                     await _acquire_in_pieces(self._tokens, float(tokens))
-            # A 429 may have arrived while we waited for the buckets.
-            await self.cooldown.wait()
+            # The request's place in the window is taken last, after any 429 pause, with
+            # no await between it and the send: the window then holds real starts only.
+            if self._requests is not None:
+                await self._requests.acquire(self.cooldown)
+            else:
+                await self.cooldown.wait()
             yield
 
 
