@@ -37,11 +37,14 @@ def _job_config(p: dict):
     from pipeline.config import load_job_text
 
     lines = [
-        "[input]", f'path = "{p["input"]}"', f'batch_rows = {p.get("batch_rows", 1024)}',
+        "[input]", f'path = "{p["input"]}"',
         "[provider]", 'kind = "jina"', f'base_url = "{p.get("url", "http://127.0.0.1:9")}"', f'model = "{MODEL}"',
         "[limits]", f'max_concurrency = {p.get("concurrency", 32)}', "timeout_s = 120", "max_retry_wait_s = 5",
         "[output]", f'dir = "{p["out"]}"',
     ]
+    rows = p.get("batch_rows") or os.environ.get("BENCH_BATCH_ROWS")  # default: the pipeline's
+    if rows:
+        lines.insert(lines.index("[provider]"), f"batch_rows = {int(rows)}")
     if p.get("rpm"):
         lines.insert(lines.index("[output]"), f'requests_per_minute = {p["rpm"]}')
     if p.get("max_docs"):
@@ -249,7 +252,7 @@ def reader(p: dict) -> dict:
     rss_imported = peak_rss_mb()
     t0 = time.perf_counter()
     queries = docs = 0
-    for batch in open_input(InputConfig(path=p["input"], batch_rows=p.get("batch_rows", 1024))).batches():
+    for batch in open_input(InputConfig(path=p["input"], batch_rows=p.get("batch_rows"))).batches():
         for q in batch:
             queries += 1
             docs += len(getattr(q, "documents", ()))

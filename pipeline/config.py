@@ -44,7 +44,11 @@ class InputConfig:
     path: str = ""
     format: str = "auto"  # auto | parquet | jsonl
     layout: str = "grouped"  # grouped | pairs
-    batch_rows: int = 1024
+    # Rows read at a time; None: 128 grouped rows (lists of candidates) or 8192 pairs rows.
+    # Small batches matter: turning a batch into Python objects holds the GIL, stalling the
+    # event loop, and 1,024 lists of 100 candidates cost 5 points of latency hiding
+    # (benchmarks/RESULTS.md, figure 2).
+    batch_rows: int | None = None
     truncate: str = "none"  # none: over-long documents fail the query; "end": cut them
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
 

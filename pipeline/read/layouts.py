@@ -27,6 +27,8 @@ from pipeline.read.sources import (
 from pipeline.records import Failure, Query
 
 Item = Query | Failure
+GROUPED_BATCH_ROWS = 128  # rows are whole candidate lists
+PAIRS_BATCH_ROWS = 8192  # rows are single candidates
 
 
 def open_input(cfg: InputConfig) -> InputReader:
@@ -38,6 +40,7 @@ class InputReader:
         self.cfg = cfg
         self.sources = sources
         c = cfg.columns
+        self.batch_rows = cfg.batch_rows or (GROUPED_BATCH_ROWS if cfg.layout == "grouped" else PAIRS_BATCH_ROWS)
         if cfg.layout == "grouped":
             self.columns = [c.query_id, c.query, c.documents, c.doc_ids]
             self.optional = {c.doc_ids}
@@ -87,9 +90,9 @@ class InputReader:
     def row_batches(self) -> Iterator[RowBatch]:
         for path, fmt in self.sources:
             if fmt == "parquet":
-                yield from parquet_batches(path, self.columns, self.optional, self.cfg.batch_rows)
+                yield from parquet_batches(path, self.columns, self.optional, self.batch_rows)
             else:
-                yield from jsonl_batches(path, self.columns, self.cfg.batch_rows)
+                yield from jsonl_batches(path, self.columns, self.batch_rows)
 
     def batches(self) -> Iterator[list[Item]]:
         """Yield lists of queries and input failures, in input order."""
