@@ -59,9 +59,11 @@ class JinaAdapter(Adapter):
     ) -> Answer:
         data = load_json(body)
         results = checked_results(results_list(data, "results"), n_docs, top_n)
-        return Answer(results, self.parse_usage(sub_dict(data, "usage")))
+        return Answer(results, self.parse_usage(data))
 
-    def parse_usage(self, usage: dict) -> ProviderUsage:
+    def parse_usage(self, data: dict) -> ProviderUsage:
+        """Usage from the whole answer: `usage.prompt_tokens / total_tokens` here."""
+        usage = sub_dict(data, "usage")
         return ProviderUsage(
             prompt_tokens=optional_int(usage.get("prompt_tokens")),
             total_tokens=optional_int(usage.get("total_tokens")),

@@ -68,8 +68,8 @@ class LlamaCppAdapter(VllmAdapter):
         never_send=frozenset({"texts", "return_documents", "top_k"}),
     )
 
-    def parse_usage(self, usage: dict) -> ProviderUsage:
-        reported = super().parse_usage(usage)
+    def parse_usage(self, data: dict) -> ProviderUsage:
+        reported = super().parse_usage(data)
         if reported.total_tokens == 0:  # old builds: zeros meaning "not counted"
             return ProviderUsage()
         return reported

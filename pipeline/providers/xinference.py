@@ -17,23 +17,15 @@ rerank core). What shaped this module:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from pipeline.providers.base import (
-    Adapter,
-    Answer,
-    ProviderSpec,
-    checked_results,
-    load_json,
-    optional_int,
-    results_list,
-    sub_dict,
-)
+from pipeline.providers.base import ProviderSpec, optional_int, sub_dict
+from pipeline.providers.jina import JinaAdapter
 from pipeline.records import ProviderUsage
 
 
-class XinferenceAdapter(Adapter):
+class XinferenceAdapter(JinaAdapter):
+    # Jina's request and answer shape; only `return_len` and where tokens are reported differ.
     spec = ProviderSpec(
         kind="xinference",
         path="/v1/rerank",
@@ -46,21 +38,11 @@ class XinferenceAdapter(Adapter):
     )
 
     def build_request(self, model: str | None, query: str, documents: list[str], top_n: int) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "query": query,
-            "documents": documents,
-            "top_n": top_n,
-            "return_documents": False,
-            "return_len": True,  # without it the answer carries no token counts
-        }
-        if model:
-            body["model"] = model
+        body = super().build_request(model, query, documents, top_n)
+        body["return_len"] = True  # without it the answer carries no token counts
         return body
 
-    def parse_answer(
-        self, body: bytes, n_docs: int, top_n: int, headers: Mapping[str, str] | None = None
-    ) -> Answer:
-        data = load_json(body)
-        results = checked_results(results_list(data, "results"), n_docs, top_n)
+    def parse_usage(self, data: dict) -> ProviderUsage:
+        # output_tokens repeats input_tokens (a reranker has no output): input is the total.
         tokens = optional_int(sub_dict(data, "meta", "tokens").get("input_tokens"))
-        return Answer(results, ProviderUsage(prompt_tokens=tokens, total_tokens=tokens))
+        return ProviderUsage(prompt_tokens=tokens, total_tokens=tokens)
