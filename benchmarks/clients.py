@@ -37,29 +37,43 @@ def _job_config(p: dict):
     from pipeline.config import load_job_text
 
     lines = [
-        "[input]", f'path = "{p["input"]}"',
-        "[provider]", 'kind = "jina"', f'base_url = "{p.get("url", "http://127.0.0.1:9")}"', f'model = "{MODEL}"',
-        "[limits]", f'max_concurrency = {p.get("concurrency", 32)}', "timeout_s = 120", "max_retry_wait_s = 5",
-        "[output]", f'dir = "{p["out"]}"',
+        "[input]",
+        f'path = "{p["input"]}"',
+        "[provider]",
+        'kind = "jina"',
+        f'base_url = "{p.get("url", "http://127.0.0.1:9")}"',
+        f'model = "{MODEL}"',
+        "[limits]",
+        f"max_concurrency = {p.get('concurrency', 32)}",
+        "timeout_s = 120",
+        "max_retry_wait_s = 5",
+        "[output]",
+        f'dir = "{p["out"]}"',
     ]
     rows = p.get("batch_rows") or os.environ.get("BENCH_BATCH_ROWS")  # default: the pipeline's
     if rows:
         lines.insert(lines.index("[provider]"), f"batch_rows = {int(rows)}")
     if p.get("rpm"):
-        lines.insert(lines.index("[output]"), f'requests_per_minute = {p["rpm"]}')
+        lines.insert(lines.index("[output]"), f"requests_per_minute = {p['rpm']}")
     if p.get("max_docs"):
-        lines.insert(lines.index("[output]"), f'max_docs_per_request = {p["max_docs"]}')
+        lines.insert(lines.index("[output]"), f"max_docs_per_request = {p['max_docs']}")
     if p.get("top_n"):
-        lines.append(f'top_n = {p["top_n"]}')
+        lines.append(f"top_n = {p['top_n']}")
     return load_job_text("\n".join(lines))
 
 
 def _result_from_job(job, wall: float, cpu: float) -> dict:
     s = job.stats
     return {
-        "wall_s": wall, "cpu_s": cpu, "requests": s.requests, "attempts": s.attempts,
-        "http_429": s.http_429, "queries": s.queries_ranked, "failed": s.queries_failed,
-        "documents": s.documents_ranked, "peak_rss_mb": peak_rss_mb(),
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "requests": s.requests,
+        "attempts": s.attempts,
+        "http_429": s.http_429,
+        "queries": s.queries_ranked,
+        "failed": s.queries_failed,
+        "documents": s.documents_ranked,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
@@ -82,7 +96,9 @@ def pipeline(p: dict) -> dict:
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     if profiler is not None:
         profiler.stop()
-        Path(p["profile"]).write_text(profiler.output_text(unicode=True, color=False, show_all=False))
+        Path(p["profile"]).write_text(
+            profiler.output_text(unicode=True, color=False, show_all=False)
+        )
         Path(p["profile"]).with_suffix(".html").write_text(profiler.output_html())
     out = _result_from_job(job, wall, cpu)
     out.update(exit_code=outcome.exit_code, rss_after_imports_mb=rss_imported)
@@ -105,7 +121,9 @@ def _bodies(p: dict) -> list[bytes]:
     for batch in open_input(InputConfig(path=p["input"])).batches():
         for q in batch:
             for c in plan_chunks(q, max_docs, None, p.get("top_n")):
-                bodies.append(orjson.dumps(adapter.build_request(MODEL, q.text, c.documents, c.top_n)))
+                bodies.append(
+                    orjson.dumps(adapter.build_request(MODEL, q.text, c.documents, c.top_n))
+                )
     return bodies
 
 
@@ -122,7 +140,10 @@ def ceiling(p: dict) -> dict:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         docs = 0
         it = iter(bodies)
-        async with aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",)) as session:
+        async with aiohttp.ClientSession(
+            connector=connector, skip_auto_headers=("User-Agent",)
+        ) as session:
+
             async def worker() -> None:
                 nonlocal docs
                 for body in it:
@@ -136,7 +157,13 @@ def ceiling(p: dict) -> dict:
     cpu0, t0 = time.process_time(), time.perf_counter()
     docs = asyncio.run(main())
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    return {"wall_s": wall, "cpu_s": cpu, "requests": len(bodies), "documents": docs, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "requests": len(bodies),
+        "documents": docs,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 # -- peers: the hand-written loop and LiteLLM ----------------------------------------------
@@ -184,8 +211,14 @@ def _peer(p: dict, rerank_one) -> dict:
     rows = asyncio.run(main(queries))
     _write_results(rows, p["out"])
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    return {"wall_s": wall, "cpu_s": cpu, "requests": len(queries), "queries": len(queries),
-            "documents": len(rows["doc_id"]), "peak_rss_mb": peak_rss_mb()}
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "requests": len(queries),
+        "queries": len(queries),
+        "documents": len(rows["doc_id"]),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 class HandAiohttp:
@@ -195,8 +228,12 @@ class HandAiohttp:
     async def setup(p: dict):
         import aiohttp
 
-        return {"session": aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=p.get("concurrency", 32))),
-                "url": p["url"] + "/v1/rerank"}
+        return {
+            "session": aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=p.get("concurrency", 32))
+            ),
+            "url": p["url"] + "/v1/rerank",
+        }
 
     @staticmethod
     async def teardown(state) -> None:
@@ -227,8 +264,13 @@ class LiteLLMRerank:
     @staticmethod
     async def __call__(state, query: str, documents: list[str]) -> list[tuple[int, float]]:
         resp = await state["litellm"].arerank(
-            model=f"jina_ai/{MODEL}", query=query, documents=documents, top_n=len(documents),
-            api_base=state["url"], api_key="bench-key", return_documents=False,
+            model=f"jina_ai/{MODEL}",
+            query=query,
+            documents=documents,
+            top_n=len(documents),
+            api_base=state["url"],
+            api_key="bench-key",
+            return_documents=False,
         )
         return [(r["index"], r["relevance_score"]) for r in resp.results]
 
@@ -256,8 +298,13 @@ def reader(p: dict) -> dict:
         for q in batch:
             queries += 1
             docs += len(getattr(q, "documents", ()))
-    return {"wall_s": time.perf_counter() - t0, "queries": queries, "documents": docs,
-            "peak_rss_mb": peak_rss_mb(), "rss_after_imports_mb": rss_imported}
+    return {
+        "wall_s": time.perf_counter() - t0,
+        "queries": queries,
+        "documents": docs,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_after_imports_mb": rss_imported,
+    }
 
 
 # -- offline: everything outside the network -------------------------------------------------
@@ -284,8 +331,15 @@ def offline(p: dict) -> dict:
         scores = [rng.random() for _ in range(n_per_chunk)]
         order = sorted(range(n_per_chunk), key=scores.__getitem__, reverse=True)
         results = [{"index": i, "relevance_score": scores[i]} for i in order]
-        templates.append(orjson.dumps({"model": MODEL, "results": results,
-                                       "usage": {"total_tokens": 1000, "prompt_tokens": 1000}}))
+        templates.append(
+            orjson.dumps(
+                {
+                    "model": MODEL,
+                    "results": results,
+                    "usage": {"total_tokens": 1000, "prompt_tokens": 1000},
+                }
+            )
+        )
 
     class InstantTransport(Transport):
         url = "instant://"
@@ -318,13 +372,17 @@ def offline(p: dict) -> dict:
         t = clock()
         chunks = plan_chunks(q, n_per_chunk, None, None)
         t1 = clock()
-        bodies = [orjson.dumps(adapter.build_request(MODEL, q.text, c.documents, c.top_n)) for c in chunks]
+        bodies = [
+            orjson.dumps(adapter.build_request(MODEL, q.text, c.documents, c.top_n)) for c in chunks
+        ]
         t2 = clock()
         answers = []
         for c in chunks:
             k += 1
             a = adapter.parse_answer(templates[k & 7], c.n_docs, c.top_n)
-            answers.append(ChunkScores(c, [c.start + i for i, _ in a.results], [s for _, s in a.results]))
+            answers.append(
+                ChunkScores(c, [c.start + i for i, _ in a.results], [s for _, s in a.results])
+            )
         t3 = clock()
         state = PendingQuery(q, len(chunks), None)
         for a in answers:
@@ -361,8 +419,14 @@ def _timed_items(batches, stages: dict):
         yield from batch
 
 
-KINDS = {"pipeline": pipeline, "ceiling": ceiling, "hand": hand, "litellm": litellm_,
-         "reader": reader, "offline": offline}
+KINDS = {
+    "pipeline": pipeline,
+    "ceiling": ceiling,
+    "hand": hand,
+    "litellm": litellm_,
+    "reader": reader,
+    "offline": offline,
+}
 
 if __name__ == "__main__":
     kind, params = sys.argv[1], json.loads(sys.argv[2])

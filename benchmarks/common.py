@@ -19,7 +19,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-CACHE = Path(os.environ.get("RERANK_BENCH_CACHE", Path(tempfile.gettempdir()) / "rerank-pipeline-bench"))
+CACHE = Path(
+    os.environ.get("RERANK_BENCH_CACHE", Path(tempfile.gettempdir()) / "rerank-pipeline-bench")
+)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -33,12 +35,16 @@ class ServerProcess:
     def __enter__(self) -> ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "server.py"), *self.args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         line = self.proc.stdout.readline()
         if not line.startswith("PORT "):
             self.proc.kill()
-            raise RuntimeError(f"benchmark server did not start: {line!r} {self.proc.stderr.read()[-2000:]}")
+            raise RuntimeError(
+                f"benchmark server did not start: {line!r} {self.proc.stderr.read()[-2000:]}"
+            )
         self.url = f"http://127.0.0.1:{int(line.split()[1])}"
         return self
 
@@ -83,12 +89,14 @@ def run_child(kind: str, params: dict, timeout: float = 900) -> dict:
     """Run one measured client in a fresh interpreter (benchmarks/clients.py); its result."""
     proc = subprocess.run(
         [sys.executable, str(HERE / "clients.py"), kind, json.dumps(params)],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"{kind} client failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 # -- generated inputs --------------------------------------------------------------------
@@ -101,7 +109,9 @@ def _vocabulary(n: int = 6000, seed: int = 1) -> list[str]:
     return sorted(words)
 
 
-def grouped_parquet(n_queries: int, n_docs: int, words: tuple[int, int] = (15, 40), seed: int = 11) -> Path:
+def grouped_parquet(
+    n_queries: int, n_docs: int, words: tuple[int, int] = (15, 40), seed: int = 11
+) -> Path:
     """A grouped Parquet file of n_queries rows x n_docs candidates (query_id, query,
     documents, doc_ids): documents of `words` words (about 6 bytes each). Cached."""
     import pyarrow as pa
@@ -114,8 +124,14 @@ def grouped_parquet(n_queries: int, n_docs: int, words: tuple[int, int] = (15, 4
     rng = random.Random(seed)
     vocab = _vocabulary()
     lo, hi = words
-    schema = pa.schema([("query_id", pa.string()), ("query", pa.string()),
-                        ("documents", pa.list_(pa.string())), ("doc_ids", pa.list_(pa.string()))])
+    schema = pa.schema(
+        [
+            ("query_id", pa.string()),
+            ("query", pa.string()),
+            ("documents", pa.list_(pa.string())),
+            ("doc_ids", pa.list_(pa.string())),
+        ]
+    )
     tmp = path.with_suffix(".tmp")
     group = 1024
     with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
@@ -126,10 +142,16 @@ def grouped_parquet(n_queries: int, n_docs: int, words: tuple[int, int] = (15, 4
                 qid = f"q{i:07d}"
                 qids.append(qid)
                 queries.append(" ".join(rng.choices(vocab, k=rng.randint(2, 6))))
-                docs.append([" ".join(rng.choices(vocab, k=rng.randint(lo, hi))) for _ in range(n_docs)])
+                docs.append(
+                    [" ".join(rng.choices(vocab, k=rng.randint(lo, hi))) for _ in range(n_docs)]
+                )
                 ids.append([f"{qid}-d{j:04d}" for j in range(n_docs)])
-            writer.write_table(pa.table({"query_id": qids, "query": queries, "documents": docs, "doc_ids": ids},
-                                        schema=schema))
+            writer.write_table(
+                pa.table(
+                    {"query_id": qids, "query": queries, "documents": docs, "doc_ids": ids},
+                    schema=schema,
+                )
+            )
     tmp.rename(path)
     return path
 

@@ -44,7 +44,9 @@ asyncio.run(main())
 def cli(*args: str) -> float:
     """Run `python -m pipeline ARGS` from the checkout; its wall seconds."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
@@ -53,8 +55,10 @@ def cli(*args: str) -> float:
 
 def write_job(path: Path, data: Path, out: Path, kind: str, base_url: str | None = None) -> Path:
     provider = f'kind = "{kind}"' + (f'\nbase_url = "{base_url}"' if base_url else "")
-    path.write_text(f'[input]\npath = "{data}"\n[provider]\n{provider}\n'
-                    f'[limits]\nmax_concurrency = 16\n[output]\ndir = "{out}"\ntop_n = 10\n')
+    path.write_text(
+        f'[input]\npath = "{data}"\n[provider]\n{provider}\n'
+        f'[limits]\nmax_concurrency = 16\n[output]\ndir = "{out}"\ntop_n = 10\n'
+    )
     return path
 
 
@@ -62,8 +66,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--queries", type=int, default=100_000)
     ap.add_argument("--docs", type=int, default=20, help="candidates per query")
-    ap.add_argument("--server-queries", type=int, default=None,
-                    help="queries of the loopback server run (default: all)")
+    ap.add_argument(
+        "--server-queries",
+        type=int,
+        default=None,
+        help="queries of the loopback server run (default: all)",
+    )
     ap.add_argument("--pilot-queries", type=int, default=2_000)
     args = ap.parse_args()
     n_server = args.server_queries or args.queries
@@ -72,16 +80,24 @@ def main() -> None:
     corpus = grouped_parquet(args.queries, args.docs)
     server_corpus = corpus if n_server == args.queries else grouped_parquet(n_server, args.docs)
     pilot = grouped_parquet(args.pilot_queries, args.docs, seed=99)  # another sample, same shape
-    print(f"corpus    {args.queries:,} queries x {args.docs} candidates ({corpus.stat().st_size / 1e6:.0f} MB, "
-          f"ready in {time.perf_counter() - t0:.1f}s)", flush=True)
+    print(
+        f"corpus    {args.queries:,} queries x {args.docs} candidates ({corpus.stat().st_size / 1e6:.0f} MB, "
+        f"ready in {time.perf_counter() - t0:.1f}s)",
+        flush=True,
+    )
 
     work = fresh_dir("estimate-bench")
     local_job = write_job(work / "local.toml", corpus, work / "local", "local")
     est_local = cli("estimate", str(local_job), "--quiet")
     run_local = cli("run", str(local_job), "--quiet")
-    print(f"local     estimate {est_local:.1f}s   run {run_local:.1f}s   ratio {est_local / run_local:.3f}", flush=True)
+    print(
+        f"local     estimate {est_local:.1f}s   run {run_local:.1f}s   ratio {est_local / run_local:.3f}",
+        flush=True,
+    )
 
-    server = subprocess.Popen([sys.executable, "-c", SERVER.format(repo=str(REPO))], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER.format(repo=str(REPO))], stdout=subprocess.PIPE, text=True
+    )
     try:
         url = f"http://127.0.0.1:{int(server.stdout.readline().split()[1])}"
         pilot_job = write_job(work / "pilot.toml", pilot, work / "pilot", "jina", url)
@@ -93,13 +109,20 @@ def main() -> None:
         server.terminate()
         server.wait(10)
     est = json.loads((work / "server" / "estimate.json").read_text())
-    reported = json.loads((work / "server" / "summary.json").read_text())["tokens"]["reported_total"]
+    reported = json.loads((work / "server" / "summary.json").read_text())["tokens"][
+        "reported_total"
+    ]
     error = (est["tokens"] - reported) / reported
-    print(f"loopback  {n_server:,} queries: estimate {est_server:.1f}s   run {run_server:.1f}s   "
-          f"ratio {est_server / run_server:.3f}", flush=True)
-    print(f"tokens    reported {reported:,}   calibrated estimate {est['tokens']:,} ({error:+.2%})   "
-          f"uncalibrated {est['tokens_heuristic']:,} "
-          f"({(est['tokens_heuristic'] - reported) / reported:+.2%})   ratio {est['calibration']['token_ratio']}")
+    print(
+        f"loopback  {n_server:,} queries: estimate {est_server:.1f}s   run {run_server:.1f}s   "
+        f"ratio {est_server / run_server:.3f}",
+        flush=True,
+    )
+    print(
+        f"tokens    reported {reported:,}   calibrated estimate {est['tokens']:,} ({error:+.2%})   "
+        f"uncalibrated {est['tokens_heuristic']:,} "
+        f"({(est['tokens_heuristic'] - reported) / reported:+.2%})   ratio {est['calibration']['token_ratio']}"
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,14 @@ TOKEN = re.compile(r"[a-z0-9]+")
 
 
 class BenchServer:
-    def __init__(self, latency: float = 0.0, max_rps: float | None = None, retry_after: str = "1",
-                 scorer: str = "hash", idf: dict[str, float] | None = None):
+    def __init__(
+        self,
+        latency: float = 0.0,
+        max_rps: float | None = None,
+        retry_after: str = "1",
+        scorer: str = "hash",
+        idf: dict[str, float] | None = None,
+    ):
         self.latency = latency
         self.max_rps = max_rps
         self.retry_after = retry_after
@@ -75,7 +81,9 @@ class BenchServer:
             "last_request_s": rel(self.last),
             "last_ok_s": rel(self.last_ok),
             "last_429_s": rel(self.last_429),
-            "times_429_s": [round(t - t0, 4) for t in self.times_429[:10_000]] if t0 is not None else [],
+            "times_429_s": [round(t - t0, 4) for t in self.times_429[:10_000]]
+            if t0 is not None
+            else [],
         }
 
     async def rerank(self, request: web.Request) -> web.Response:
@@ -95,24 +103,32 @@ class BenchServer:
                 if len(self.times_429) < 10_000:
                     self.times_429.append(now)
                 return web.Response(
-                    status=429, body=b'{"error":{"message":"rate limit exceeded","code":"rate_limit"}}',
-                    headers={"Retry-After": self.retry_after}, content_type="application/json")
+                    status=429,
+                    body=b'{"error":{"message":"rate limit exceeded","code":"rate_limit"}}',
+                    headers={"Retry-After": self.retry_after},
+                    content_type="application/json",
+                )
             window.append(now)
         try:
             body = orjson.loads(raw)
             query, docs = body["query"], body["documents"]
             top_n = body.get("top_n") or len(docs)
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            return web.Response(status=400, body=b'{"error":{"message":"bad request body"}}',
-                                content_type="application/json")
+            return web.Response(
+                status=400,
+                body=b'{"error":{"message":"bad request body"}}',
+                content_type="application/json",
+            )
         scores = self._scores(query, docs)
         order = sorted(range(len(docs)), key=scores.__getitem__, reverse=True)[:top_n]
         tokens = (len(raw) + 3) // 4
-        answer = orjson.dumps({
-            "model": body.get("model") or "bench-reranker",
-            "results": [{"index": i, "relevance_score": scores[i]} for i in order],
-            "usage": {"total_tokens": tokens, "prompt_tokens": tokens},
-        })
+        answer = orjson.dumps(
+            {
+                "model": body.get("model") or "bench-reranker",
+                "results": [{"index": i, "relevance_score": scores[i]} for i in order],
+                "usage": {"total_tokens": tokens, "prompt_tokens": tokens},
+            }
+        )
         if self.latency:
             # The answer leaves `latency` seconds after the request arrived: the server's own
             # CPU time is inside the latency, as a model server's would be.
@@ -173,7 +189,9 @@ def load_idf(path: str | None) -> dict[str, float]:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    server = BenchServer(args.latency, args.max_rps, args.retry_after, args.scorer, load_idf(args.idf))
+    server = BenchServer(
+        args.latency, args.max_rps, args.retry_after, args.scorer, load_idf(args.idf)
+    )
     runner = web.AppRunner(server.app(), access_log=None, shutdown_timeout=0.1)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=1024)

@@ -17,7 +17,48 @@ from pathlib import Path
 
 TOKEN = re.compile(r"[a-z0-9]+")
 STOP = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "in", "is", "it", "its", "of", "on", "or", "that", "the", "this", "to", "was", "were", "which", "with", "into", "their", "these", "those", "than", "then", "there", "been", "being", "can", "may", "not", "also"]
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "were",
+        "which",
+        "with",
+        "into",
+        "their",
+        "these",
+        "those",
+        "than",
+        "then",
+        "there",
+        "been",
+        "being",
+        "can",
+        "may",
+        "not",
+        "also",
+    ]
 )
 DOC = re.compile(r"<DOC>\s*<DOCNO>\s*(.*?)\s*</DOCNO>(.*?)</DOC>", re.S)
 TOP = re.compile(r"<top>\s*<num>\s*(.*?)\s*</num>\s*<title>(.*?)</title>\s*</top>", re.S)
@@ -55,7 +96,10 @@ class BM25:
                 self.postings[term].append((n, tf))
         self.avgdl = sum(self.lengths) / max(1, len(self.lengths))
         total = len(self.ids)
-        self.idf = {t: math.log(1 + (total - len(p) + 0.5) / (len(p) + 0.5)) for t, p in self.postings.items()}
+        self.idf = {
+            t: math.log(1 + (total - len(p) + 0.5) / (len(p) + 0.5))
+            for t, p in self.postings.items()
+        }
 
     def search(self, text: str, k: int = 100) -> list[tuple[str, float]]:
         scores: dict[int, float] = defaultdict(float)

@@ -27,13 +27,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a job file")
     run.add_argument("job", help="the job's TOML file, e.g. jobs/sample.toml")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                     help="override a job key with a TOML value (repeatable)")
-    run.add_argument("--quiet", "-q", action="store_true", help="no progress bar or end-of-run table")
-    run.add_argument("--overwrite", action="store_true",
-                     help="replace an output directory written by a different job")
-    run.add_argument("--retry-failed", action="store_true",
-                     help="run again the queries in failures/ whose errors were transient")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a job key with a TOML value (repeatable)",
+    )
+    run.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress bar or end-of-run table"
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an output directory written by a different job",
+    )
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run again the queries in failures/ whose errors were transient",
+    )
     run.set_defaults(func=cmd_run)
     _add_optional_commands(sub)
     return parser
@@ -54,17 +68,25 @@ def _add_optional_commands(sub) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         cfg = load_job(args.job, args.overrides)
-        job = JobRun(cfg, quiet=args.quiet, overwrite=args.overwrite, retry_failed=args.retry_failed)
+        job = JobRun(
+            cfg, quiet=args.quiet, overwrite=args.overwrite, retry_failed=args.retry_failed
+        )
         job.prepare()
         if args.retry_failed and not args.quiet:
-            print(f"retrying {job.resume.retrying} queries that failed with transient errors", file=sys.stderr)
+            print(
+                f"retrying {job.resume.retrying} queries that failed with transient errors",
+                file=sys.stderr,
+            )
     except (ConfigError, SetupError, InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_SETUP
     try:
         outcome = asyncio.run(job.run())
     except KeyboardInterrupt:  # a second Ctrl-C: give up the grace period
-        print("interrupted: finished work is saved; run the same command again to resume", file=sys.stderr)
+        print(
+            "interrupted: finished work is saved; run the same command again to resume",
+            file=sys.stderr,
+        )
         return 130
     except InputError as exc:  # a file that became unreadable mid-run
         print(f"error: {exc}", file=sys.stderr)
@@ -89,9 +111,14 @@ def run_job_eval(cfg, quiet: bool) -> int:
     if not quiet:
         print(f"\nevaluation against {cfg.eval.qrels}:", file=sys.stderr)
     try:
-        evaluate_output_dir(Path(cfg.output.dir), Path(cfg.eval.qrels), k=cfg.eval.k,
-                            relevance_threshold=cfg.eval.relevance_threshold, print_table=not quiet,
-                            stream=sys.stderr)
+        evaluate_output_dir(
+            Path(cfg.output.dir),
+            Path(cfg.eval.qrels),
+            k=cfg.eval.k,
+            relevance_threshold=cfg.eval.relevance_threshold,
+            print_table=not quiet,
+            stream=sys.stderr,
+        )
     except EvalInputError as exc:
         print(f"error: evaluation: {exc}", file=sys.stderr)
         return EXIT_SETUP
@@ -105,10 +132,18 @@ def print_summary(outcome: Outcome, out_dir: str) -> None:
     reported = "not reported" if t["reported_total"] is None else f"{t['reported_total']:,}"
     lines = [
         f"queries   read {q['read']:,}  ranked {q['ranked']:,}  failed {q['failed']:,}"
-        + (f"  skipped (done earlier) {q['skipped_already_done']:,}" if q["skipped_already_done"] else ""),
+        + (
+            f"  skipped (done earlier) {q['skipped_already_done']:,}"
+            if q["skipped_already_done"]
+            else ""
+        ),
         f"requests  {r['succeeded']:,} ok, {r['failed']:,} failed, {r['retries']:,} retries, {r['http_429']:,} x 429",
         f"tokens    estimated {t['estimated']:,}  reported {reported}"
-        + (f"  search units {t['reported_search_units']:,}" if t.get("reported_search_units") is not None else ""),
+        + (
+            f"  search units {t['reported_search_units']:,}"
+            if t.get("reported_search_units") is not None
+            else ""
+        ),
         f"cost      {_usd(cost.get('usd'))}" + (f"  ({cost['from']})" if cost.get("from") else ""),
         f"time      {tm['wall_seconds']:.1f}s  ({tm['queries_per_second'] or 0:,.1f} queries/s, "
         f"{tm['documents_per_second'] or 0:,.0f} documents/s)",

@@ -220,7 +220,9 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
 
 def validate(cfg: JobConfig) -> None:
     if not cfg.input.path:
-        raise ConfigError("input.path is required: the Parquet/JSONL file, directory or glob to read")
+        raise ConfigError(
+            "input.path is required: the Parquet/JSONL file, directory or glob to read"
+        )
     if not cfg.output.dir:
         raise ConfigError("output.dir is required: the directory the results are written to")
     for key, allowed in CHOICES.items():

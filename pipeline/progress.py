@@ -14,7 +14,9 @@ class Progress:
     def __init__(self, stats: JobStats, total: int | None, quiet: bool):
         self.stats = stats
         enabled = not quiet and sys.stderr.isatty()
-        self.bar = tqdm(total=total, unit="q", desc="reranking", disable=not enabled, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=total, unit="q", desc="reranking", disable=not enabled, dynamic_ncols=True
+        )
         self._last = 0.0
 
     def advance(self, documents: int) -> None:

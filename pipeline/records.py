@@ -102,5 +102,3 @@ class ChunkScores:
 class RankedDoc:
     position: int  # 0-based input position
     score: float
-
-

@@ -73,7 +73,9 @@ class ResumeState:
         return source in self.failure_sources
 
 
-def prepare_resume(out_dir: Path, cfg: JobConfig, *, overwrite: bool, retry_failed: bool) -> ResumeState:
+def prepare_resume(
+    out_dir: Path, cfg: JobConfig, *, overwrite: bool, retry_failed: bool
+) -> ResumeState:
     identity = job_identity(cfg)
     job_file = out_dir / JOB_FILE
     if job_file.exists():
@@ -93,7 +95,11 @@ def prepare_resume(out_dir: Path, cfg: JobConfig, *, overwrite: bool, retry_fail
             f"output.dir {str(out_dir)!r} already holds files not written by this tool's job "
             "record; choose another output.dir, or pass --overwrite to replace it"
         )
-    job_file.write_bytes(orjson.dumps({"fingerprint": fingerprint(identity), "identity": identity}, option=orjson.OPT_INDENT_2))
+    job_file.write_bytes(
+        orjson.dumps(
+            {"fingerprint": fingerprint(identity), "identity": identity}, option=orjson.OPT_INDENT_2
+        )
+    )
     _repair_manifest(out_dir)
     _remove_uncommitted(out_dir, committed_parts(out_dir))
     retrying: list[str] = []
@@ -108,7 +114,9 @@ def prepare_resume(out_dir: Path, cfg: JobConfig, *, overwrite: bool, retry_fail
     for path in parts["failures"]:
         table = pq.read_table(path, columns=["query_id", "source", "error"])
         state.failed_earlier += table.num_rows
-        for qid, source, error in zip(*(table.column(c).to_pylist() for c in ("query_id", "source", "error")), strict=True):
+        for qid, source, error in zip(
+            *(table.column(c).to_pylist() for c in ("query_id", "source", "error")), strict=True
+        ):
             state.failure_sources.add(source)
             # A duplicate's failure row is about a later occurrence, not the query: the first
             # occurrence may still be unranked (it was in flight when the run stopped).

@@ -62,7 +62,14 @@ class Outcome:
 
 
 class JobRun:
-    def __init__(self, cfg: JobConfig, *, quiet: bool = False, overwrite: bool = False, retry_failed: bool = False):
+    def __init__(
+        self,
+        cfg: JobConfig,
+        *,
+        quiet: bool = False,
+        overwrite: bool = False,
+        retry_failed: bool = False,
+    ):
         self.cfg = cfg
         self.quiet = quiet
         self.overwrite = overwrite
@@ -70,8 +77,12 @@ class JobRun:
         self.adapter = get_adapter(cfg.provider.kind)
         self.max_docs = cfg.limits.max_docs_per_request or self.adapter.spec.max_docs_per_request
         self.max_doc_tokens = cfg.limits.max_doc_tokens
-        self.max_tokens = cfg.limits.max_tokens_per_request or self.adapter.spec.max_tokens_per_request
-        self.profile = model_profile(cfg.provider.kind, cfg.provider.model or self.adapter.spec.default_model)
+        self.max_tokens = (
+            cfg.limits.max_tokens_per_request or self.adapter.spec.max_tokens_per_request
+        )
+        self.profile = model_profile(
+            cfg.provider.kind, cfg.provider.model or self.adapter.spec.default_model
+        )
         # A listwise model's chunk scores are not comparable: re-rank the merged leaders in
         # one request of at most its window (and of the provider's request size).
         self.final_window = (
@@ -99,22 +110,31 @@ class JobRun:
         self.reader = open_input(self.cfg.input)
         self.reader.check()
         prepare_output_dir(self.out_dir)
-        self.resume: ResumeState = prepare_resume(self.out_dir, self.cfg, overwrite=self.overwrite, retry_failed=self.retry_failed)
+        self.resume: ResumeState = prepare_resume(
+            self.out_dir, self.cfg, overwrite=self.overwrite, retry_failed=self.retry_failed
+        )
         (self.out_dir / "job.resolved.toml").write_text(to_toml(self.cfg), encoding="utf-8")
 
     def _transport(self) -> Transport:
         if self.cfg.provider.kind == "local":
             return LocalTransport()
         lim = self.cfg.limits
-        return HttpTransport(self.url, self.key, lim.max_concurrency, lim.timeout_s, lim.connect_timeout_s)
+        return HttpTransport(
+            self.url, self.key, lim.max_concurrency, lim.timeout_s, lim.connect_timeout_s
+        )
 
     # -- the run -------------------------------------------------------------------------
     async def run(self) -> Outcome:
         lim = self.cfg.limits
         self.writer = OutputWriter(
-            self.out_dir, self.cfg.output.include_text, self.cfg.output.flush_rows, self.cfg.output.flush_seconds
+            self.out_dir,
+            self.cfg.output.include_text,
+            self.cfg.output.flush_rows,
+            self.cfg.output.flush_seconds,
         )
-        limits = await Limits.create(lim.max_concurrency, lim.requests_per_minute, lim.tokens_per_minute)
+        limits = await Limits.create(
+            lim.max_concurrency, lim.requests_per_minute, lim.tokens_per_minute
+        )
         transport = self._transport()
         self.client = RerankClient(
             self.adapter,
@@ -161,8 +181,9 @@ class JobRun:
                 # chunks are dropped unsent; in-flight requests get a grace period (none
                 # after a 401/403, which stops the job at once, or after a second Ctrl-C).
                 grace = 0.0 if self.fatal is not None else STOP_GRACE_S
-                await asyncio.wait([done_waiter, now_waiter], timeout=grace,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    [done_waiter, now_waiter], timeout=grace, return_when=asyncio.FIRST_COMPLETED
+                )
         finally:
             stop_waiter.cancel()
             now_waiter.cancel()
@@ -178,8 +199,11 @@ class JobRun:
             print("\nstopping now: in-flight requests are abandoned", file=sys.stderr)
             self.stop_now.set()
             return
-        print(f"\nstopping: finishing in-flight requests (at most {STOP_GRACE_S:.0f}s; "
-              "Ctrl-C again to stop at once), then writing what is done", file=sys.stderr)
+        print(
+            f"\nstopping: finishing in-flight requests (at most {STOP_GRACE_S:.0f}s; "
+            "Ctrl-C again to stop at once), then writing what is done",
+            file=sys.stderr,
+        )
         self.stopping.set()
 
     async def _produce(self, queue: asyncio.Queue, n_workers: int) -> None:
@@ -216,9 +240,16 @@ class JobRun:
             if self.resume.failure_recorded(item.source):
                 self.stats.queries_skipped += 1
             else:
-                self._fail(Failure(qid, item.source, "input", "duplicate_query_id",
-                                   f"{item.source}: query_id {qid!r} appeared earlier in the input; "
-                                   "this later occurrence is not ranked"))
+                self._fail(
+                    Failure(
+                        qid,
+                        item.source,
+                        "input",
+                        "duplicate_query_id",
+                        f"{item.source}: query_id {qid!r} appeared earlier in the input; "
+                        "this later occurrence is not ranked",
+                    )
+                )
             return []
         self.seen.add(qid)
         if self.resume.is_done(qid):
@@ -256,10 +287,16 @@ class JobRun:
                     state.failed = True
                     del self.pending[id(chunk.query)]
                     err = exc.error
-                    self._fail(Failure(chunk.query.query_id, chunk.query.source, "request",
-                                       f"http_{err.status}" if err.status else err.error,
-                                       f"chunk {chunk.number} ({chunk.n_docs} documents): {err.message}",
-                                       retryable=err.retryable))
+                    self._fail(
+                        Failure(
+                            chunk.query.query_id,
+                            chunk.query.source,
+                            "request",
+                            f"http_{err.status}" if err.status else err.error,
+                            f"chunk {chunk.number} ({chunk.n_docs} documents): {err.message}",
+                            retryable=err.retryable,
+                        )
+                    )
                 continue
             except AuthError as exc:
                 self.fatal = exc
@@ -299,10 +336,16 @@ class JobRun:
             self.stats.requests_failed += 1
             self.writer.add_usage(exc.usage)
             err = exc.error
-            self._fail(Failure(query.query_id, query.source, "request",
-                               f"http_{err.status}" if err.status else err.error,
-                               f"final pass ({len(leaders)} documents): {err.message}",
-                               retryable=err.retryable))
+            self._fail(
+                Failure(
+                    query.query_id,
+                    query.source,
+                    "request",
+                    f"http_{err.status}" if err.status else err.error,
+                    f"final pass ({len(leaders)} documents): {err.message}",
+                    retryable=err.retryable,
+                )
+            )
             return None
         self.writer.add_usage(scores.usage)
         return state.final_pass_ranking(scores.positions, scores.scores)
@@ -315,10 +358,15 @@ class JobRun:
         if self.final_window:
             how = f"each such query's merged top {self.final_window} is re-ranked in one request (limits.final_pass)"
         else:
-            how = (f"set limits.final_pass = true to re-rank the merged top "
-                   f"{min(self.profile.window or self.max_docs, self.max_docs)} in one request")
-        print(f"warning: {self.profile.note}; a list of {n_docs} candidates is split into chunks "
-              f"whose scores are not exactly comparable: {how}", file=sys.stderr)
+            how = (
+                f"set limits.final_pass = true to re-rank the merged top "
+                f"{min(self.profile.window or self.max_docs, self.max_docs)} in one request"
+            )
+        print(
+            f"warning: {self.profile.note}; a list of {n_docs} candidates is split into chunks "
+            f"whose scores are not exactly comparable: {how}",
+            file=sys.stderr,
+        )
 
     def _fail(self, failure: Failure) -> None:
         self.writer.add_failure(failure)
@@ -336,32 +384,61 @@ class JobRun:
     # -- the end ---------------------------------------------------------------------
     def _finish(self) -> Outcome:
         summary = self.stats.summary()
-        summary["provider"] = {"kind": self.cfg.provider.kind, "model": self.model, "url": self.url,
-                               "billing": self.adapter.spec.billing, "listwise": self.profile.listwise,
-                               "final_pass": bool(self.final_window)}
-        summary["cost"] = summary_cost(summary, self.cfg.provider.kind, self.model, self.cfg.pricing)
+        summary["provider"] = {
+            "kind": self.cfg.provider.kind,
+            "model": self.model,
+            "url": self.url,
+            "billing": self.adapter.spec.billing,
+            "listwise": self.profile.listwise,
+            "final_pass": bool(self.final_window),
+        }
+        summary["cost"] = summary_cost(
+            summary, self.cfg.provider.kind, self.model, self.cfg.pricing
+        )
         interrupted = self.stopping.is_set()
-        summary["status"] = ("auth_error" if self.fatal else "input_error" if self.input_error
-                             else "interrupted" if interrupted else "complete")
+        summary["status"] = (
+            "auth_error"
+            if self.fatal
+            else "input_error"
+            if self.input_error
+            else "interrupted"
+            if interrupted
+            else "complete"
+        )
         summary["queries"]["in_flight_not_written"] = len(self.pending)
         failed_total = self.resume.failed_earlier + self.stats.queries_failed
         summary["output_dir_totals"] = {
             "ranked": self.resume.ranked_earlier + self.stats.queries_ranked,
             "failed": failed_total,
         }
-        (self.out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+        (self.out_dir / "summary.json").write_bytes(
+            orjson.dumps(summary, option=orjson.OPT_INDENT_2)
+        )
         self.summary = summary
         if self.input_error is not None:
-            return Outcome(EXIT_SETUP, self.stats,
-                           f"error: {self.input_error}\nfinished work is saved; fix the input and run "
-                           "the same command again to resume", summary)
+            return Outcome(
+                EXIT_SETUP,
+                self.stats,
+                f"error: {self.input_error}\nfinished work is saved; fix the input and run "
+                "the same command again to resume",
+                summary,
+            )
         if self.fatal is not None:
             return Outcome(EXIT_AUTH, self.stats, f"stopped: {self.fatal}", summary)
         if interrupted:
-            return Outcome(EXIT_INTERRUPTED, self.stats,
-                           "interrupted: finished work is saved; run the same command again to resume", summary)
+            return Outcome(
+                EXIT_INTERRUPTED,
+                self.stats,
+                "interrupted: finished work is saved; run the same command again to resume",
+                summary,
+            )
         if not self.stats.accounted_for():
-            return Outcome(EXIT_SOME_FAILED, self.stats, "internal error: not every query was accounted for", summary)
+            return Outcome(
+                EXIT_SOME_FAILED,
+                self.stats,
+                "internal error: not every query was accounted for",
+                summary,
+            )
         # The status describes the whole output directory, earlier (resumed) runs included.
         return Outcome(EXIT_SOME_FAILED if failed_total else EXIT_OK, self.stats, summary=summary)
 

@@ -33,8 +33,10 @@ def resolve_key(cfg: JobConfig, adapter: Adapter) -> tuple[str | None, str | Non
         value = os.environ.get(name, "").strip()
         if value:
             return value, name
-    needs_key = adapter.spec.default_key_env is not None and cfg.provider.endpoint is None and (
-        cfg.provider.base_url is None
+    needs_key = (
+        adapter.spec.default_key_env is not None
+        and cfg.provider.endpoint is None
+        and (cfg.provider.base_url is None)
     )
     if needs_key or cfg.provider.api_key_env:
         shown = names[0]
@@ -67,7 +69,9 @@ def check_chunk_size(cfg: JobConfig, adapter: Adapter, max_docs: int) -> None:
 
 
 def resolve_url(cfg: JobConfig, adapter: Adapter) -> str:
-    if cfg.provider.kind != "local" and not (cfg.provider.endpoint or cfg.provider.base_url or adapter.spec.default_base_url):
+    if cfg.provider.kind != "local" and not (
+        cfg.provider.endpoint or cfg.provider.base_url or adapter.spec.default_base_url
+    ):
         raise SetupError(
             f"provider.base_url is not set: {cfg.provider.kind} is self-hosted, so give the "
             f"server root, e.g. --set provider.base_url=http://127.0.0.1:8080"

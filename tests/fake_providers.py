@@ -36,13 +36,26 @@ class CohereV2Server(FakeRerankServer):
     def check_request(self, body: dict) -> None:
         unknown = sorted(set(body) - self.allowed)
         if unknown:  # [U] in the notes whether Cohere rejects or ignores these: be strict
-            raise RejectRequest(400, {"id": _ids(), "message": f"invalid request: unknown field {unknown[0]!r}"})
+            raise RejectRequest(
+                400, {"id": _ids(), "message": f"invalid request: unknown field {unknown[0]!r}"}
+            )
         if not body.get("model"):
-            raise RejectRequest(400, {"id": _ids(), "message": "invalid request: model is required"})
+            raise RejectRequest(
+                400, {"id": _ids(), "message": "invalid request: model is required"}
+            )
         if not body["documents"]:
-            raise RejectRequest(400, {"id": _ids(), "message": "invalid request: list of documents must not be empty"})
+            raise RejectRequest(
+                400,
+                {"id": _ids(), "message": "invalid request: list of documents must not be empty"},
+            )
         if not str(body["query"]).strip():
-            raise RejectRequest(400, {"id": _ids(), "message": "invalid request: query must not be empty or be only whitespace"})
+            raise RejectRequest(
+                400,
+                {
+                    "id": _ids(),
+                    "message": "invalid request: query must not be empty or be only whitespace",
+                },
+            )
 
     def error_payload(self, status: int, error: dict) -> object:
         return {"id": _ids(), "message": error["message"]}
@@ -60,7 +73,15 @@ class CohereV2Server(FakeRerankServer):
 
 class CohereV1Server(CohereV2Server):
     path = "/v1/rerank"
-    allowed = {"model", "query", "documents", "top_n", "rank_fields", "return_documents", "max_chunks_per_doc"}
+    allowed = {
+        "model",
+        "query",
+        "documents",
+        "top_n",
+        "rank_fields",
+        "return_documents",
+        "max_chunks_per_doc",
+    }
     api_version = "1"
 
 
@@ -87,7 +108,9 @@ class VoyageServer(FakeRerankServer):
 class XinferenceServer(FakeRerankServer):
     def check_request(self, body: dict) -> None:
         if not body.get("model"):
-            raise RejectRequest(422, {"detail": [{"loc": ["body", "model"], "msg": "field required"}]})
+            raise RejectRequest(
+                422, {"detail": [{"loc": ["body", "model"], "msg": "field required"}]}
+            )
 
     def error_payload(self, status: int, error: dict) -> object:
         return {"detail": error["message"]}
@@ -112,7 +135,10 @@ class TeiServer(FakeRerankServer):
 
     def read_request(self, body: dict) -> tuple[str, list[str], int | None]:
         if "texts" not in body:  # axum's Json extractor, before TEI's own code runs
-            raise RejectRequest(422, "Failed to deserialize the JSON body into the target type: missing field `texts`")
+            raise RejectRequest(
+                422,
+                "Failed to deserialize the JSON body into the target type: missing field `texts`",
+            )
         return body["query"], body["texts"], None  # no top_n: every text comes back
 
     def check_request(self, body: dict) -> None:
@@ -120,7 +146,13 @@ class TeiServer(FakeRerankServer):
             raise RejectRequest(400, {"error": "`texts` cannot be empty", "error_type": "empty"})
 
     def error_payload(self, status: int, error: dict) -> object:
-        kinds = {400: "empty", 401: "unauthorized", 413: "validation", 429: "overloaded", 503: "unhealthy"}
+        kinds = {
+            400: "empty",
+            401: "unauthorized",
+            413: "validation",
+            429: "overloaded",
+            503: "unhealthy",
+        }
         return {"error": error["message"], "error_type": kinds.get(status, "backend")}
 
     def answer_payload(self, body: dict, results: list[dict], tokens: int | None) -> object:
@@ -136,7 +168,14 @@ class OpenAIErrorServer(FakeRerankServer):
     """vLLM and Infinity: {"error": {"message", "type", "param", "code": <HTTP status>}}."""
 
     def error_payload(self, status: int, error: dict) -> object:
-        return {"error": {"message": error["message"], "type": "BadRequestError", "param": None, "code": status}}
+        return {
+            "error": {
+                "message": error["message"],
+                "type": "BadRequestError",
+                "param": None,
+                "code": status,
+            }
+        }
 
 
 class VllmServer(OpenAIErrorServer):
@@ -146,8 +185,9 @@ class VllmServer(OpenAIErrorServer):
             "id": f"rerank-{_ids()}",
             "model": body.get("model") or "BAAI/bge-reranker-v2-m3",
             "results": [
-                {**r, "document": {"text": documents[r["index"]]}} if isinstance(r["index"], int)
-                and 0 <= r["index"] < len(documents) else r
+                {**r, "document": {"text": documents[r["index"]]}}
+                if isinstance(r["index"], int) and 0 <= r["index"] < len(documents)
+                else r
                 for r in results
             ],
         }
@@ -175,16 +215,34 @@ class InfinityServer(OpenAIErrorServer):
 class LlamaCppServer(FakeRerankServer):
     def check_request(self, body: dict) -> None:
         if not isinstance(body.get("query"), str):
-            raise RejectRequest(400, self.error_payload(400, {"message": '"query" must be a string'}))
+            raise RejectRequest(
+                400, self.error_payload(400, {"message": '"query" must be a string'})
+            )
         if not body["documents"]:
-            raise RejectRequest(400, self.error_payload(400, {"message": '"documents" must be a non-empty string array'}))
+            raise RejectRequest(
+                400,
+                self.error_payload(
+                    400, {"message": '"documents" must be a non-empty string array'}
+                ),
+            )
 
     def error_payload(self, status: int, error: dict) -> object:
-        return {"error": {"code": status, "message": error["message"], "type": "invalid_request_error"}}
+        return {
+            "error": {"code": status, "message": error["message"], "type": "invalid_request_error"}
+        }
 
     def answer_payload(self, body: dict, results: list[dict], tokens: int | None) -> object:
-        usage = {"prompt_tokens": tokens, "total_tokens": tokens} if tokens is not None else {"prompt_tokens": 0, "total_tokens": 0}
-        return {"model": body.get("model") or "bge-reranker-v2-m3", "object": "list", "usage": usage, "results": results}
+        usage = (
+            {"prompt_tokens": tokens, "total_tokens": tokens}
+            if tokens is not None
+            else {"prompt_tokens": 0, "total_tokens": 0}
+        )
+        return {
+            "model": body.get("model") or "bge-reranker-v2-m3",
+            "object": "list",
+            "usage": usage,
+            "results": results,
+        }
 
 
 SERVERS: dict[str, type[FakeRerankServer]] = {

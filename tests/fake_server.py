@@ -36,9 +36,13 @@ def score(query: str, doc: str) -> float:
     return round(int.from_bytes(digest[:4], "big") / 2**32, 2)  # 2 decimals: ties are common
 
 
-def reference_ranking(query: str, documents: list[str], top_n: int | None = None) -> list[tuple[int, float]]:
+def reference_ranking(
+    query: str, documents: list[str], top_n: int | None = None
+) -> list[tuple[int, float]]:
     """What one unchunked request ranks: score descending, ties by index ascending."""
-    ranked = sorted(((i, score(query, d)) for i, d in enumerate(documents)), key=lambda x: (-x[1], x[0]))
+    ranked = sorted(
+        ((i, score(query, d)) for i, d in enumerate(documents)), key=lambda x: (-x[1], x[0])
+    )
     return ranked if top_n is None else ranked[:top_n]
 
 
@@ -130,7 +134,15 @@ class FakeRerankServer:
             request[JSON_BODY] = body
             query, docs, top_n = self.read_request(body)
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            return self._reply(request, 400, self.error_payload(400, {"message": "bad request body", "code": "invalid_request"}), {}, 0, None, "")
+            return self._reply(
+                request,
+                400,
+                self.error_payload(400, {"message": "bad request body", "code": "invalid_request"}),
+                {},
+                0,
+                None,
+                "",
+            )
         except RejectRequest as rejected:
             return self._reply(request, rejected.status, rejected.payload, {}, 0, None, "")
         n = len(docs)
@@ -139,7 +151,17 @@ class FakeRerankServer:
         if k.latency_s:
             await asyncio.sleep(k.latency_s)
         if k.require_key is not None and auth != f"Bearer {k.require_key}":
-            return self._reply(request, 401, self.error_payload(401, {"message": "Invalid API key", "type": "auth", "code": "invalid_api_key"}), {}, n, top_n, query)
+            return self._reply(
+                request,
+                401,
+                self.error_payload(
+                    401, {"message": "Invalid API key", "type": "auth", "code": "invalid_api_key"}
+                ),
+                {},
+                n,
+                top_n,
+                query,
+            )
         try:
             self.check_request(body)
         except RejectRequest as rejected:
@@ -150,14 +172,40 @@ class FakeRerankServer:
                 self._window.popleft()
             if len(self._window) >= k.max_rps:
                 headers = {"Retry-After": k.retry_after} if k.retry_after else {}
-                return self._reply(request, 429, self.error_payload(429, {"message": "rate limit exceeded", "code": "rate_limit"}), headers, n, top_n, query)
+                return self._reply(
+                    request,
+                    429,
+                    self.error_payload(
+                        429, {"message": "rate limit exceeded", "code": "rate_limit"}
+                    ),
+                    headers,
+                    n,
+                    top_n,
+                    query,
+                )
             self._window.append(now)
         if fault in ("429", "500", "503", "408"):
             status = int(fault)
             headers = {"Retry-After": "0"} if status in (429, 503) else {}
-            return self._reply(request, status, self.error_payload(status, {"message": f"injected {fault}"}), headers, n, top_n, query)
+            return self._reply(
+                request,
+                status,
+                self.error_payload(status, {"message": f"injected {fault}"}),
+                headers,
+                n,
+                top_n,
+                query,
+            )
         if fault == "429_bare":
-            return self._reply(request, 429, self.error_payload(429, {"message": "injected 429"}), {}, n, top_n, query)
+            return self._reply(
+                request,
+                429,
+                self.error_payload(429, {"message": "injected 429"}),
+                {},
+                n,
+                top_n,
+                query,
+            )
         if fault == "hang":
             await asyncio.sleep(k.hang_s)
         if fault == "reset":
@@ -166,13 +214,33 @@ class FakeRerankServer:
             return web.Response(status=200)
         if fault == "garbage":
             self._record(request, 200, n, top_n, query)
-            return web.Response(status=200, body=b"<html>502 Bad Gateway</html>", content_type="text/html")
+            return web.Response(
+                status=200, body=b"<html>502 Bad Gateway</html>", content_type="text/html"
+            )
         if k.max_docs is not None and n > k.max_docs:
             msg = f"too many documents: {n} > {k.max_docs}"
             status = self.too_many_docs_status
-            return self._reply(request, status, self.error_payload(status, {"message": msg, "code": "too_many_documents"}), {}, n, top_n, query)
+            return self._reply(
+                request,
+                status,
+                self.error_payload(status, {"message": msg, "code": "too_many_documents"}),
+                {},
+                n,
+                top_n,
+                query,
+            )
         if query in k.reject_queries:
-            return self._reply(request, 400, self.error_payload(400, {"message": "query rejected by policy", "code": "invalid_request"}), {}, n, top_n, query)
+            return self._reply(
+                request,
+                400,
+                self.error_payload(
+                    400, {"message": "query rejected by policy", "code": "invalid_request"}
+                ),
+                {},
+                n,
+                top_n,
+                query,
+            )
         ranked = reference_ranking(query, docs, top_n)
         results = [{"index": i, "relevance_score": s} for i, s in ranked]
         if fault == "bad_index" and results:
@@ -188,18 +256,39 @@ class FakeRerankServer:
         headers = self.answer_headers(tokens)
         if fault == "truncated":
             self._record(request, 200, n, top_n, query)
-            return web.Response(status=200, body=orjson.dumps(answer)[:-7], headers=headers, content_type="application/json")
+            return web.Response(
+                status=200,
+                body=orjson.dumps(answer)[:-7],
+                headers=headers,
+                content_type="application/json",
+            )
         return self._reply(request, 200, answer, headers, n, top_n, query)
 
     def _reply(self, request, status, payload, headers, n, top_n, query) -> web.Response:
         self._record(request, status, n, top_n, query)
         if isinstance(payload, str):  # a plain-text error, as some frameworks send
-            return web.Response(status=status, text=payload, headers=headers, content_type="text/plain")
-        return web.Response(status=status, body=orjson.dumps(payload), headers=headers, content_type="application/json")
+            return web.Response(
+                status=status, text=payload, headers=headers, content_type="text/plain"
+            )
+        return web.Response(
+            status=status,
+            body=orjson.dumps(payload),
+            headers=headers,
+            content_type="application/json",
+        )
 
     def _record(self, request, status, n, top_n, query) -> None:
-        self.log.append(Received(time.monotonic(), status, n, top_n, query, request.headers.get("Authorization"),
-                                 request.get(JSON_BODY)))
+        self.log.append(
+            Received(
+                time.monotonic(),
+                status,
+                n,
+                top_n,
+                query,
+                request.headers.get("Authorization"),
+                request.get(JSON_BODY),
+            )
+        )
 
 
 @contextlib.asynccontextmanager

@@ -14,7 +14,43 @@ import pyarrow.parquet as pq
 from pipeline.config import JobConfig, load_job_text
 from pipeline.runner import JobRun, Outcome
 
-WORDS = ["solar", "panel", "battery", "inverter", "grid", "roof", "cost", "install", "warranty", "efficiency", "voltage", "recipe", "oven", "flour", "sugar", "butter", "bake", "bread", "dough", "yeast", "crust", "travel", "visa", "passport", "flight", "hotel", "train", "ticket", "border", "museum", "tax", "refund", "income", "deduction", "receipt"]
+WORDS = [
+    "solar",
+    "panel",
+    "battery",
+    "inverter",
+    "grid",
+    "roof",
+    "cost",
+    "install",
+    "warranty",
+    "efficiency",
+    "voltage",
+    "recipe",
+    "oven",
+    "flour",
+    "sugar",
+    "butter",
+    "bake",
+    "bread",
+    "dough",
+    "yeast",
+    "crust",
+    "travel",
+    "visa",
+    "passport",
+    "flight",
+    "hotel",
+    "train",
+    "ticket",
+    "border",
+    "museum",
+    "tax",
+    "refund",
+    "income",
+    "deduction",
+    "receipt",
+]
 
 
 def make_queries(n: int, sizes: list[int] | int, seed: int = 7) -> list[dict]:
@@ -24,15 +60,29 @@ def make_queries(n: int, sizes: list[int] | int, seed: int = 7) -> list[dict]:
         size = sizes if isinstance(sizes, int) else sizes[i % len(sizes)]
         query = " ".join(rng.choice(WORDS) for _ in range(3)) + f" #{i}"
         docs = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 30))) for _ in range(size)]
-        out.append({"query_id": f"q{i:04d}", "query": query, "documents": docs,
-                    "doc_ids": [f"q{i:04d}-d{j:04d}" for j in range(size)]})
+        out.append(
+            {
+                "query_id": f"q{i:04d}",
+                "query": query,
+                "documents": docs,
+                "doc_ids": [f"q{i:04d}-d{j:04d}" for j in range(size)],
+            }
+        )
     return out
 
 
-def write_grouped_parquet(path: Path, queries: list[dict], structs: bool = False, row_group_size: int = 16) -> Path:
+def write_grouped_parquet(
+    path: Path, queries: list[dict], structs: bool = False, row_group_size: int = 16
+) -> Path:
     if structs:
-        rows = {"query_id": [q["query_id"] for q in queries], "query": [q["query"] for q in queries],
-                "documents": [[{"id": i, "text": t} for i, t in zip(q["doc_ids"], q["documents"], strict=True)] for q in queries]}
+        rows = {
+            "query_id": [q["query_id"] for q in queries],
+            "query": [q["query"] for q in queries],
+            "documents": [
+                [{"id": i, "text": t} for i, t in zip(q["doc_ids"], q["documents"], strict=True)]
+                for q in queries
+            ],
+        }
     else:
         rows = {k: [q[k] for q in queries] for k in ("query_id", "query", "documents", "doc_ids")}
     pq.write_table(pa.table(rows), path, row_group_size=row_group_size)
@@ -48,8 +98,11 @@ def write_grouped_jsonl(path: Path, queries: list[dict]) -> Path:
 
 
 def pairs_rows(queries: list[dict]) -> list[dict]:
-    return [{"query_id": q["query_id"], "query": q["query"], "doc_id": i, "text": t}
-            for q in queries for i, t in zip(q["doc_ids"], q["documents"], strict=True)]
+    return [
+        {"query_id": q["query_id"], "query": q["query"], "doc_id": i, "text": t}
+        for q in queries
+        for i, t in zip(q["doc_ids"], q["documents"], strict=True)
+    ]
 
 
 def write_pairs_parquet(path: Path, queries: list[dict]) -> Path:
@@ -66,9 +119,15 @@ def write_pairs_jsonl(path: Path, queries: list[dict]) -> Path:
     return path
 
 
-def job_config(input_path: Path, out_dir: Path, base_url: str | None = None, kind: str = "jina", **sets) -> JobConfig:
-    lines = [f'[input]\npath = "{input_path}"', f'[provider]\nkind = "{kind}"',
-             f'[output]\ndir = "{out_dir}"', "[limits]\nmax_attempts = 4\ntimeout_s = 5.0"]
+def job_config(
+    input_path: Path, out_dir: Path, base_url: str | None = None, kind: str = "jina", **sets
+) -> JobConfig:
+    lines = [
+        f'[input]\npath = "{input_path}"',
+        f'[provider]\nkind = "{kind}"',
+        f'[output]\ndir = "{out_dir}"',
+        "[limits]\nmax_attempts = 4\ntimeout_s = 5.0",
+    ]
     overrides = [f"{k.replace('__', '.')}={v}" for k, v in sets.items()]
     if base_url:
         overrides.append(f"provider.base_url={base_url}")
@@ -89,8 +148,16 @@ def results(out_dir: Path) -> pl.DataFrame:
 def failures(out_dir: Path) -> pl.DataFrame:
     files = list((out_dir / "failures").glob("*.parquet"))
     if not files:
-        return pl.DataFrame(schema={"query_id": pl.String, "source": pl.String, "stage": pl.String,
-                                    "error": pl.String, "message": pl.String, "retryable": pl.Boolean})
+        return pl.DataFrame(
+            schema={
+                "query_id": pl.String,
+                "source": pl.String,
+                "stage": pl.String,
+                "error": pl.String,
+                "message": pl.String,
+                "retryable": pl.Boolean,
+            }
+        )
     return pl.read_parquet(files).sort("query_id", nulls_last=True)
 
 

@@ -23,7 +23,9 @@ from tests.helpers import (
 )
 
 
-def expected_rows(queries: list[dict], top_n: int | None) -> dict[str, list[tuple[str, float, int]]]:
+def expected_rows(
+    queries: list[dict], top_n: int | None
+) -> dict[str, list[tuple[str, float, int]]]:
     out = {}
     for q in queries:
         ranked = reference_ranking(q["query"], q["documents"], top_n)
@@ -43,7 +45,9 @@ async def test_chunked_equals_unchunked_for_1000_candidates(tmp_path, out_dir):
     queries = make_queries(3, [1000, 1000, 999], seed=1)
     path = write_grouped_parquet(tmp_path / "in.parquet", queries)
     async with running_server(Knobs(max_docs=40)) as server:
-        cfg = job_config(path, out_dir, server.base_url, limits__max_docs_per_request=40, output__top_n=25)
+        cfg = job_config(
+            path, out_dir, server.base_url, limits__max_docs_per_request=40, output__top_n=25
+        )
         outcome = await run(cfg)
     assert outcome.exit_code == EXIT_OK
     assert actual_rows(out_dir) == expected_rows(queries, 25)
@@ -56,7 +60,9 @@ async def test_full_ranking_without_top_n_and_ranks_are_dense(tmp_path, out_dir)
     queries = make_queries(5, [7, 130, 64, 65, 1], seed=2)
     path = write_grouped_jsonl(tmp_path / "in.jsonl", queries)
     async with running_server(Knobs(max_docs=64)) as server:
-        outcome = await run(job_config(path, out_dir, server.base_url, limits__max_docs_per_request=64))
+        outcome = await run(
+            job_config(path, out_dir, server.base_url, limits__max_docs_per_request=64)
+        )
     assert outcome.exit_code == EXIT_OK
     assert actual_rows(out_dir) == expected_rows(queries, None)
     df = results(out_dir)
@@ -64,18 +70,29 @@ async def test_full_ranking_without_top_n_and_ranks_are_dense(tmp_path, out_dir)
         assert sorted(group["rank"].to_list()) == list(range(1, group.height + 1))
 
 
-@pytest.mark.parametrize("writer,name,layout", [
-    (write_grouped_parquet, "in.parquet", "grouped"),
-    (write_grouped_jsonl, "in.jsonl.gz", "grouped"),
-    (write_pairs_parquet, "pairs.parquet", "pairs"),
-    (write_pairs_jsonl, "pairs.jsonl", "pairs"),
-])
-async def test_both_layouts_and_formats_give_the_same_ranking(tmp_path, out_dir, writer, name, layout):
+@pytest.mark.parametrize(
+    "writer,name,layout",
+    [
+        (write_grouped_parquet, "in.parquet", "grouped"),
+        (write_grouped_jsonl, "in.jsonl.gz", "grouped"),
+        (write_pairs_parquet, "pairs.parquet", "pairs"),
+        (write_pairs_jsonl, "pairs.jsonl", "pairs"),
+    ],
+)
+async def test_both_layouts_and_formats_give_the_same_ranking(
+    tmp_path, out_dir, writer, name, layout
+):
     queries = make_queries(12, [3, 50, 17, 120], seed=3)
     path = writer(tmp_path / name, queries)
     async with running_server(Knobs(max_docs=32)) as server:
-        cfg = job_config(path, out_dir, server.base_url, input__layout=f'"{layout}"',
-                         limits__max_docs_per_request=32, output__top_n=10)
+        cfg = job_config(
+            path,
+            out_dir,
+            server.base_url,
+            input__layout=f'"{layout}"',
+            limits__max_docs_per_request=32,
+            output__top_n=10,
+        )
         outcome = await run(cfg)
     assert outcome.exit_code == EXIT_OK
     assert actual_rows(out_dir) == expected_rows(queries, 10)
@@ -87,7 +104,9 @@ async def test_struct_documents_keep_their_ids_and_text_is_written_when_asked(tm
     queries = make_queries(4, 30, seed=4)
     path = write_grouped_parquet(tmp_path / "in.parquet", queries, structs=True)
     async with running_server() as server:
-        await run(job_config(path, out_dir, server.base_url, output__include_text="true", output__top_n=5))
+        await run(
+            job_config(path, out_dir, server.base_url, output__include_text="true", output__top_n=5)
+        )
     df = results(out_dir)
     by_id = {i: t for q in queries for i, t in zip(q["doc_ids"], q["documents"], strict=True)}
     assert df.height == 20
@@ -98,8 +117,14 @@ async def test_rate_limited_server_still_gets_every_query_done(tmp_path, out_dir
     queries = make_queries(30, [10, 45], seed=5)
     path = write_grouped_parquet(tmp_path / "in.parquet", queries)
     async with running_server(Knobs(max_rps=15, retry_after="1")) as server:
-        cfg = job_config(path, out_dir, server.base_url, limits__max_docs_per_request=20,
-                         limits__max_concurrency=8, limits__max_attempts=20)
+        cfg = job_config(
+            path,
+            out_dir,
+            server.base_url,
+            limits__max_docs_per_request=20,
+            limits__max_concurrency=8,
+            limits__max_attempts=20,
+        )
         outcome = await run(cfg)
     assert outcome.exit_code == EXIT_OK
     assert 429 in server.statuses()
@@ -112,20 +137,42 @@ async def test_configured_rate_avoids_429s(tmp_path, out_dir):
     queries = make_queries(12, 5, seed=6)
     path = write_grouped_parquet(tmp_path / "in.parquet", queries)
     async with running_server(Knobs(max_rps=20)) as server:
-        cfg = job_config(path, out_dir, server.base_url, limits__requests_per_minute=600,
-                         limits__max_concurrency=8)
+        cfg = job_config(
+            path,
+            out_dir,
+            server.base_url,
+            limits__requests_per_minute=600,
+            limits__max_concurrency=8,
+        )
         outcome = await run(cfg)
     assert outcome.exit_code == EXIT_OK
     assert 429 not in server.statuses()  # 10/s configured, server allows 20 in any second
 
 
-@pytest.mark.parametrize("fault", ["429", "500", "503", "408", "garbage", "truncated", "bad_index",
-                                   "dup_index", "nan", "short", "reset", "hang"])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "429",
+        "500",
+        "503",
+        "408",
+        "garbage",
+        "truncated",
+        "bad_index",
+        "dup_index",
+        "nan",
+        "short",
+        "reset",
+        "hang",
+    ],
+)
 async def test_transient_faults_are_retried(tmp_path, out_dir, fault):
     queries = make_queries(3, 12, seed=8)
     path = write_grouped_parquet(tmp_path / "in.parquet", queries)
     async with running_server(Knobs(script=deque([fault, fault]), hang_s=30)) as server:
-        cfg = job_config(path, out_dir, server.base_url, limits__max_concurrency=1, limits__timeout_s=0.5)
+        cfg = job_config(
+            path, out_dir, server.base_url, limits__max_concurrency=1, limits__timeout_s=0.5
+        )
         outcome = await run(cfg)
     assert outcome.exit_code == EXIT_OK
     assert actual_rows(out_dir) == expected_rows(queries, None)
@@ -184,8 +231,13 @@ async def test_401_stops_the_job_and_names_the_variable(tmp_path, out_dir, monke
     queries = make_queries(40, 5, seed=12)
     path = write_grouped_parquet(tmp_path / "in.parquet", queries)
     async with running_server(Knobs(require_key="the-right-key")) as server:
-        cfg = job_config(path, out_dir, server.base_url, provider__api_key_env="MY_RERANK_KEY",
-                         limits__max_concurrency=2)
+        cfg = job_config(
+            path,
+            out_dir,
+            server.base_url,
+            provider__api_key_env="MY_RERANK_KEY",
+            limits__max_concurrency=2,
+        )
         outcome = await run(cfg)
     assert outcome.exit_code == EXIT_AUTH
     assert "MY_RERANK_KEY" in outcome.message and secret not in outcome.message
@@ -209,6 +261,7 @@ async def test_the_key_never_appears_in_any_output(tmp_path, out_dir, monkeypatc
     for p in files:
         assert secret.encode() not in p.read_bytes(), p
     import polars as pl
+
     for name in ("results", "usage", "failures"):  # compressed Parquet: check decoded values too
         for p in (out_dir / name).glob("*.parquet"):
             df = pl.read_parquet(p)
@@ -222,7 +275,11 @@ async def test_usage_rows_keep_reported_and_null_tokens(tmp_path, out_dir):
     async with running_server(Knobs(report_usage=False)) as server:
         await run(job_config(path, out_dir / "a", server.base_url, limits__max_docs_per_request=10))
     u = usage(out_dir / "a")
-    assert u.height == 9 and u["total_tokens"].null_count() == 9 and u["prompt_tokens"].null_count() == 9
+    assert (
+        u.height == 9
+        and u["total_tokens"].null_count() == 9
+        and u["prompt_tokens"].null_count() == 9
+    )
     assert (u["estimated_tokens"] > 0).all() and (u["http_status"] == 200).all()
     summary = orjson.loads((out_dir / "a" / "summary.json").read_bytes())
     assert summary["tokens"]["reported_total"] is None
@@ -234,17 +291,32 @@ async def test_usage_rows_keep_reported_and_null_tokens(tmp_path, out_dir):
     assert summary["tokens"]["reported_total"] == u["total_tokens"].sum()
 
 
-async def test_listwise_model_warns_and_final_pass_reranks_the_leaders_in_one_request(tmp_path, out_dir, capsys):
+async def test_listwise_model_warns_and_final_pass_reranks_the_leaders_in_one_request(
+    tmp_path, out_dir, capsys
+):
     queries = make_queries(4, [150, 30, 64, 65], seed=15)
     path = write_grouped_parquet(tmp_path / "in.parquet", queries)
     async with running_server(Knobs(max_docs=64)) as server:
-        cfg = job_config(path, out_dir / "plain", server.base_url, provider__model='"jina-reranker-v3"',
-                         limits__max_docs_per_request=64, output__top_n=10)
+        cfg = job_config(
+            path,
+            out_dir / "plain",
+            server.base_url,
+            provider__model='"jina-reranker-v3"',
+            limits__max_docs_per_request=64,
+            output__top_n=10,
+        )
         await run(cfg)
         assert "jina-reranker-v3: listwise" in capsys.readouterr().err
         plain_requests = len(server.log)
-        cfg = job_config(path, out_dir / "final", server.base_url, provider__model='"jina-reranker-v3"',
-                         limits__max_docs_per_request=64, output__top_n=10, limits__final_pass="true")
+        cfg = job_config(
+            path,
+            out_dir / "final",
+            server.base_url,
+            provider__model='"jina-reranker-v3"',
+            limits__max_docs_per_request=64,
+            output__top_n=10,
+            limits__final_pass="true",
+        )
         outcome = await run(cfg)
     assert outcome.exit_code == EXIT_OK
     final_requests = server.log[plain_requests:]

@@ -34,7 +34,9 @@ async def _run(kind, queries, path, out_dir, **sets):
 
 @pytest.mark.parametrize("kind", TOKEN_KINDS)
 async def test_calibrated_estimate_within_5_percent_of_reported_tokens(tmp_path, kind):
-    _, pilot = await _run(kind, make_queries(15, SIZES, seed=11), tmp_path / "pilot.parquet", tmp_path / "pilot")
+    _, pilot = await _run(
+        kind, make_queries(15, SIZES, seed=11), tmp_path / "pilot.parquet", tmp_path / "pilot"
+    )
     cal = load_calibration(tmp_path / "pilot")
     assert cal.kind == kind and cal.token_rows == pilot.requests and cal.latency_ms is not None
     full_queries = make_queries(70, SIZES, seed=12)
@@ -50,13 +52,22 @@ async def test_calibrated_estimate_within_5_percent_of_reported_tokens(tmp_path,
 
 async def test_cohere_search_units_estimate_equals_reported_and_costs_the_same(tmp_path):
     queries = make_queries(20, [150, 99, 100, 101, 1, 250], seed=5)
-    cfg, stats = await _run("cohere", queries, tmp_path / "in.parquet", tmp_path / "out",
-                            limits__max_docs_per_request=200)
+    cfg, stats = await _run(
+        "cohere",
+        queries,
+        tmp_path / "in.parquet",
+        tmp_path / "out",
+        limits__max_docs_per_request=200,
+    )
     est = estimate_job(cfg)
     assert est.search_units == stats.reported_search_units  # short documents: 1 unit / 100 docs
     report = run_report(tmp_path / "out")
     assert report["search_units"]["reported"] == est.search_units
-    assert report["cost"]["usd"] == pytest.approx(est.cost_usd) == pytest.approx(est.search_units * 2.0 / 1000)
+    assert (
+        report["cost"]["usd"]
+        == pytest.approx(est.cost_usd)
+        == pytest.approx(est.search_units * 2.0 / 1000)
+    )
     assert report["attempts"] == report["requests"] == stats.requests
 
 
@@ -67,15 +78,26 @@ def _cjk_queries(n: int, seed: int) -> list[dict]:
     han = [chr(c) for c in range(0x4E00, 0x4E00 + 400)]
 
     def words(k):
-        return " ".join("".join(rng.choice(han) for _ in range(rng.randint(1, 4))) for _ in range(k))
+        return " ".join(
+            "".join(rng.choice(han) for _ in range(rng.randint(1, 4))) for _ in range(k)
+        )
 
-    return [{"query_id": f"q{i}", "query": words(3), "documents": [words(rng.randint(5, 40)) for _ in range(30)],
-             "doc_ids": [str(j) for j in range(30)]} for i in range(n)]
+    return [
+        {
+            "query_id": f"q{i}",
+            "query": words(3),
+            "documents": [words(rng.randint(5, 40)) for _ in range(30)],
+            "doc_ids": [str(j) for j in range(30)],
+        }
+        for i in range(n)
+    ]
 
 
 async def test_cjk_heavy_corpus_calibrates_within_5_percent(tmp_path):
     await _run("jina", _cjk_queries(10, 1), tmp_path / "pilot.parquet", tmp_path / "pilot")
-    cfg, full = await _run("jina", _cjk_queries(40, 2), tmp_path / "full.parquet", tmp_path / "full")
+    cfg, full = await _run(
+        "jina", _cjk_queries(40, 2), tmp_path / "full.parquet", tmp_path / "full"
+    )
     est = estimate_job(cfg, calibration=load_calibration(tmp_path / "pilot"))
     reported = full.reported_total_tokens
     assert abs(est.tokens - reported) / reported < 0.05, (est.tokens, reported)

@@ -12,14 +12,41 @@ from pipeline.records import Chunk, Query
 # Mixed scripts and every whitespace case the rules treat specially: CJK, kana, Hangul,
 # full-width punctuation, supplementary-plane ideographs, Cyrillic, accents, runs of
 # spaces, edge spaces, tabs, newlines, carriage returns, NUL and other ASCII controls.
-PIECES = ["a", "bc", "Z9", " ", "  ", "\n", "\t", "\r", "\x00", "\x0b", "日", "本語", "カナ", "한국",
-          "。", "，", "\U00020000", "привет", "é", " x", "y "]
+PIECES = [
+    "a",
+    "bc",
+    "Z9",
+    " ",
+    "  ",
+    "\n",
+    "\t",
+    "\r",
+    "\x00",
+    "\x0b",
+    "日",
+    "本語",
+    "カナ",
+    "한국",
+    "。",
+    "，",
+    "\U00020000",
+    "привет",
+    "é",
+    " x",
+    "y ",
+]
 
 
 def _texts(rng: random.Random) -> list[str]:
     if rng.random() < 0.5:  # mostly clean ASCII lists, so the fast path is exercised too
-        return ["".join(rng.choice("abc d") for _ in range(rng.randint(0, 20))) for _ in range(rng.randint(0, 8))]
-    return ["".join(rng.choice(PIECES) for _ in range(rng.randint(0, 10))) for _ in range(rng.randint(0, 8))]
+        return [
+            "".join(rng.choice("abc d") for _ in range(rng.randint(0, 20)))
+            for _ in range(rng.randint(0, 8))
+        ]
+    return [
+        "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 10)))
+        for _ in range(rng.randint(0, 8))
+    ]
 
 
 def test_estimate_tokens_many_equals_estimate_tokens_on_mixed_script_text():
@@ -27,12 +54,24 @@ def test_estimate_tokens_many_equals_estimate_tokens_on_mixed_script_text():
     for _ in range(5000):
         texts = _texts(rng)
         assert estimate_tokens_many(texts) == [estimate_tokens(t) for t in texts], texts
-    samples = ["hello world", "日本語の検索", "привет мир", " padded ", "two  spaces", "", "tab\there",
-               "mixed 日本 text", "a" * 41, "x\x00y"]
+    samples = [
+        "hello world",
+        "日本語の検索",
+        "привет мир",
+        " padded ",
+        "two  spaces",
+        "",
+        "tab\there",
+        "mixed 日本 text",
+        "a" * 41,
+        "x\x00y",
+    ]
     assert estimate_tokens_many(samples) == [estimate_tokens(t) for t in samples]
 
 
-def _plan_reference(query: Query, max_docs: int, max_tokens: int | None) -> list[tuple[int, int, int]]:
+def _plan_reference(
+    query: Query, max_docs: int, max_tokens: int | None
+) -> list[tuple[int, int, int]]:
     """The former per-document greedy loop, kept as the specification."""
     q_tokens = estimate_tokens(query.text)
     out, start, used = [], 0, 0
@@ -51,11 +90,22 @@ def _plan_reference(query: Query, max_docs: int, max_tokens: int | None) -> list
 def test_plan_chunks_equals_the_per_document_greedy_loop():
     rng = random.Random(11)
     for _ in range(3000):
-        docs = ["".join(rng.choice(["ab", " ", "日", "cd e"]) for _ in range(rng.randint(0, 15)))
-                for _ in range(rng.randint(1, 40))]
-        query = Query("q", rng.choice(["x", "hello world", "日本"]), docs, [str(i) for i in range(len(docs))], "s")
+        docs = [
+            "".join(rng.choice(["ab", " ", "日", "cd e"]) for _ in range(rng.randint(0, 15)))
+            for _ in range(rng.randint(1, 40))
+        ]
+        query = Query(
+            "q",
+            rng.choice(["x", "hello world", "日本"]),
+            docs,
+            [str(i) for i in range(len(docs))],
+            "s",
+        )
         max_docs, max_tokens = rng.randint(1, 10), rng.choice([None, 0, 1, 5, 12, 40, 200])
-        got = [(c.start, c.stop, c.estimated_tokens) for c in plan_chunks(query, max_docs, max_tokens, None)]
+        got = [
+            (c.start, c.stop, c.estimated_tokens)
+            for c in plan_chunks(query, max_docs, max_tokens, None)
+        ]
         assert got == _plan_reference(query, max_docs, max_tokens)
 
 
@@ -68,7 +118,9 @@ def test_order_fast_path_equals_the_sort():
         if rng.random() < 0.5:
             scores.sort(reverse=True)  # the shape most answers have
         top_n = rng.choice([None, 0, 1, 3, 20])
-        state = PendingQuery(Query("q", "x", ["d"] * 50, [str(i) for i in range(50)], "s"), 1, top_n)
+        state = PendingQuery(
+            Query("q", "x", ["d"] * 50, [str(i) for i in range(50)], "s"), 1, top_n
+        )
         state.add(positions, scores)
         expected = sorted(zip(positions, scores, strict=True), key=lambda ps: (-ps[1], ps[0]))
         for cut in (True, False):

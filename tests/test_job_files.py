@@ -22,7 +22,9 @@ def test_shipped_job_files_are_valid(path):
 async def test_the_pairs_sample_ranks_the_same_queries_as_the_grouped_one(tmp_path, monkeypatch):
     root = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(root)  # job files take relative paths from the current directory
-    grouped = load_job(root / "jobs" / "sample.toml", [f"output.dir={tmp_path}/g", "output.top_n=20"])
+    grouped = load_job(
+        root / "jobs" / "sample.toml", [f"output.dir={tmp_path}/g", "output.top_n=20"]
+    )
     pairs = load_job(root / "jobs" / "sample-pairs.toml", [f"output.dir={tmp_path}/p"])
     assert (await run(grouped)).exit_code == EXIT_OK
     assert (await run(pairs)).exit_code == EXIT_OK

@@ -38,8 +38,12 @@ def write_job(tmp: Path, input_path: Path, out: Path, base_url: str) -> Path:
 
 def start(job: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "RERANK_API_KEY": SECRET}
-    return subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(job), "--quiet", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", str(job), "--quiet", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
 
 
 def committed_ids(out: Path) -> set[str]:
@@ -47,13 +51,19 @@ def committed_ids(out: Path) -> set[str]:
     ids: set[str] = set()
     for name in ("results", "failures"):
         for p in parts[name]:
-            ids.update(x for x in pl.read_parquet(p, columns=["query_id"])["query_id"].to_list() if x)
+            ids.update(
+                x for x in pl.read_parquet(p, columns=["query_id"])["query_id"].to_list() if x
+            )
     return ids
 
 
 def final_tables(out: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     r = pl.read_parquet(str(out / "results" / "*.parquet")).sort("query_id", "rank")
-    f = pl.read_parquet(str(out / "failures" / "*.parquet")).select("query_id", "stage", "error", "message").sort("query_id")
+    f = (
+        pl.read_parquet(str(out / "failures" / "*.parquet"))
+        .select("query_id", "stage", "error", "message")
+        .sort("query_id")
+    )
     return r, f
 
 
@@ -158,6 +168,8 @@ def test_a_second_ctrl_c_gives_up_the_grace_period(tmp_path):
         code = proc.wait(15)  # the grace period alone would be 30 s
         stderr = proc.stderr.read().decode()
     assert code == 130, stderr
-    assert "stopping now" in stderr and "Traceback" not in stderr and "never retrieved" not in stderr
+    assert (
+        "stopping now" in stderr and "Traceback" not in stderr and "never retrieved" not in stderr
+    )
     summary = orjson.loads((out / "summary.json").read_bytes())
     assert summary["status"] == "interrupted"

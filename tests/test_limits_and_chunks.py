@@ -28,7 +28,9 @@ class FakeClock:
                 await asyncio.sleep(0)
 
 
-async def _started_by(clock: FakeClock, limiter_factory, n: int, seconds: float, tokens: int = 0) -> list[float]:
+async def _started_by(
+    clock: FakeClock, limiter_factory, n: int, seconds: float, tokens: int = 0
+) -> list[float]:
     limits = await limiter_factory()
     starts: list[float] = []
 
@@ -57,7 +59,9 @@ async def test_requests_per_minute_has_no_opening_burst():
 async def test_tokens_per_minute_paces_and_oversized_chunks_do_not_raise():
     clock = FakeClock(asyncio.get_running_loop())
     # 60,000 tokens/min = 1,000/s; each request 5,000 tokens: bigger than the 1-second bucket.
-    starts = await _started_by(clock, lambda: Limits.create(10, None, 60_000), n=10, seconds=20.0, tokens=5_000)
+    starts = await _started_by(
+        clock, lambda: Limits.create(10, None, 60_000), n=10, seconds=20.0, tokens=5_000
+    )
     assert 3 <= len(starts) <= 5  # ~20 s x 1,000 tokens/s / 5,000 tokens
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert all(g >= 4.9 for g in gaps)
@@ -134,7 +138,12 @@ def test_merge_orders_by_score_then_input_position_and_cuts():
     state.add([0, 1], [0.5, 0.1])
     state.add([2, 3], [0.9, 0.5])
     assert state.complete
-    assert [(d.position, d.score) for d in state.ranking()] == [(2, 0.9), (5, 0.9), (0, 0.5), (3, 0.5)]
+    assert [(d.position, d.score) for d in state.ranking()] == [
+        (2, 0.9),
+        (5, 0.9),
+        (0, 0.5),
+        (3, 0.5),
+    ]
 
 
 async def test_a_pause_banks_no_burst_of_requests():

@@ -24,17 +24,51 @@ def j(obj) -> bytes:
 
 # -- registry and specs ---------------------------------------------------------------------
 def test_every_kind_is_registered_with_its_defaults():
-    assert known_kinds() == ["cohere", "cohere-v1", "infinity", "jina", "llamacpp", "local", "tei", "vllm",
-                             "voyage", "xinference"]
-    table = {k: (a.spec.path, a.spec.default_base_url, a.spec.default_key_env, a.spec.max_docs_per_request,
-                 a.spec.billing) for k, a in ADAPTERS.items()}
-    assert table["cohere"] == ("/v2/rerank", "https://api.cohere.com", "CO_API_KEY", 1000, "search_units")
+    assert known_kinds() == [
+        "cohere",
+        "cohere-v1",
+        "infinity",
+        "jina",
+        "llamacpp",
+        "local",
+        "tei",
+        "vllm",
+        "voyage",
+        "xinference",
+    ]
+    table = {
+        k: (
+            a.spec.path,
+            a.spec.default_base_url,
+            a.spec.default_key_env,
+            a.spec.max_docs_per_request,
+            a.spec.billing,
+        )
+        for k, a in ADAPTERS.items()
+    }
+    assert table["cohere"] == (
+        "/v2/rerank",
+        "https://api.cohere.com",
+        "CO_API_KEY",
+        1000,
+        "search_units",
+    )
     assert table["cohere-v1"][0] == "/v1/rerank"
-    assert table["voyage"] == ("/v1/rerank", "https://api.voyageai.com", "VOYAGE_API_KEY", 1000, "tokens")
+    assert table["voyage"] == (
+        "/v1/rerank",
+        "https://api.voyageai.com",
+        "VOYAGE_API_KEY",
+        1000,
+        "tokens",
+    )
     assert table["tei"] == ("/rerank", None, None, 32, "tokens")
     assert table["xinference"][1:3] == (None, None)
     assert get_adapter("cohere").spec.alt_key_envs == ("COHERE_API_KEY",)
-    assert get_adapter("cohere").spec.max_docs_per_request % get_adapter("cohere").spec.docs_per_billing_unit == 0
+    assert (
+        get_adapter("cohere").spec.max_docs_per_request
+        % get_adapter("cohere").spec.docs_per_billing_unit
+        == 0
+    )
 
 
 @pytest.mark.parametrize("kind", sorted(set(ADAPTERS) - {"local"}))
@@ -43,76 +77,204 @@ def test_no_adapter_sends_a_field_its_api_rejects(kind):
     body = adapter.build_request("some-model", "q", DOCS, 2)
     assert not set(body) & adapter.spec.never_send
     if adapter.spec.requires_model:
-        assert adapter.build_request(None, "q", DOCS, 2).get("model") == (adapter.spec.default_model or None)
+        assert adapter.build_request(None, "q", DOCS, 2).get("model") == (
+            adapter.spec.default_model or None
+        )
 
 
-@pytest.mark.parametrize("kind,base,url", [
-    ("cohere", None, "https://api.cohere.com/v2/rerank"),
-    ("cohere", "https://api.cohere.ai/v2", "https://api.cohere.ai/v2/rerank"),
-    ("cohere-v1", None, "https://api.cohere.com/v1/rerank"),
-    ("voyage", None, "https://api.voyageai.com/v1/rerank"),
-    ("tei", "http://127.0.0.1:8080/", "http://127.0.0.1:8080/rerank"),
-    ("infinity", "http://h:7997", "http://h:7997/rerank"),
-    ("vllm", "http://h:8000/v1", "http://h:8000/v1/rerank"),
-])
+@pytest.mark.parametrize(
+    "kind,base,url",
+    [
+        ("cohere", None, "https://api.cohere.com/v2/rerank"),
+        ("cohere", "https://api.cohere.ai/v2", "https://api.cohere.ai/v2/rerank"),
+        ("cohere-v1", None, "https://api.cohere.com/v1/rerank"),
+        ("voyage", None, "https://api.voyageai.com/v1/rerank"),
+        ("tei", "http://127.0.0.1:8080/", "http://127.0.0.1:8080/rerank"),
+        ("infinity", "http://h:7997", "http://h:7997/rerank"),
+        ("vllm", "http://h:8000/v1", "http://h:8000/v1/rerank"),
+    ],
+)
 def test_urls(kind, base, url):
     assert get_adapter(kind).url(base, None) == url
 
 
 # -- build_request: exact bodies --------------------------------------------------------------
-@pytest.mark.parametrize("kind,model,expected", [
-    ("jina", "jina-reranker-v2-base-multilingual", {"query": "q", "documents": DOCS, "top_n": 2,
-                                                    "return_documents": False,
-                                                    "model": "jina-reranker-v2-base-multilingual"}),
-    ("cohere", None, {"model": "rerank-v3.5", "query": "q", "documents": DOCS, "top_n": 2}),
-    ("cohere-v1", "rerank-english-v3.0", {"model": "rerank-english-v3.0", "query": "q", "documents": DOCS,
-                                          "top_n": 2, "return_documents": False}),
-    ("voyage", None, {"model": "rerank-2.5", "query": "q", "documents": DOCS, "top_k": 2,
-                      "return_documents": False, "truncation": True}),
-    ("xinference", "bge-reranker-v2-m3", {"model": "bge-reranker-v2-m3", "query": "q", "documents": DOCS,
-                                          "top_n": 2, "return_documents": False, "return_len": True}),
-    ("tei", "ignored", {"query": "q", "texts": DOCS, "raw_scores": False, "truncate": True, "return_text": False}),
-    ("vllm", None, {"query": "q", "documents": DOCS, "top_n": 2}),
-    ("infinity", "m", {"query": "q", "documents": DOCS, "top_n": 2, "return_documents": False, "model": "m"}),
-    ("llamacpp", None, {"query": "q", "documents": DOCS, "top_n": 2}),
-])
+@pytest.mark.parametrize(
+    "kind,model,expected",
+    [
+        (
+            "jina",
+            "jina-reranker-v2-base-multilingual",
+            {
+                "query": "q",
+                "documents": DOCS,
+                "top_n": 2,
+                "return_documents": False,
+                "model": "jina-reranker-v2-base-multilingual",
+            },
+        ),
+        ("cohere", None, {"model": "rerank-v3.5", "query": "q", "documents": DOCS, "top_n": 2}),
+        (
+            "cohere-v1",
+            "rerank-english-v3.0",
+            {
+                "model": "rerank-english-v3.0",
+                "query": "q",
+                "documents": DOCS,
+                "top_n": 2,
+                "return_documents": False,
+            },
+        ),
+        (
+            "voyage",
+            None,
+            {
+                "model": "rerank-2.5",
+                "query": "q",
+                "documents": DOCS,
+                "top_k": 2,
+                "return_documents": False,
+                "truncation": True,
+            },
+        ),
+        (
+            "xinference",
+            "bge-reranker-v2-m3",
+            {
+                "model": "bge-reranker-v2-m3",
+                "query": "q",
+                "documents": DOCS,
+                "top_n": 2,
+                "return_documents": False,
+                "return_len": True,
+            },
+        ),
+        (
+            "tei",
+            "ignored",
+            {
+                "query": "q",
+                "texts": DOCS,
+                "raw_scores": False,
+                "truncate": True,
+                "return_text": False,
+            },
+        ),
+        ("vllm", None, {"query": "q", "documents": DOCS, "top_n": 2}),
+        (
+            "infinity",
+            "m",
+            {"query": "q", "documents": DOCS, "top_n": 2, "return_documents": False, "model": "m"},
+        ),
+        ("llamacpp", None, {"query": "q", "documents": DOCS, "top_n": 2}),
+    ],
+)
 def test_build_request_exact_body(kind, model, expected):
     assert get_adapter(kind).build_request(model, "q", DOCS, 2) == expected
 
 
 # -- parse_answer on real-looking answers -----------------------------------------------------
 SAMPLES = {
-    "jina": ({"model": "jina-reranker-v2-base-multilingual", "usage": {"total_tokens": 38},
-              "results": [{"index": 2, "relevance_score": 0.91, "document": {"text": "d2"}},
-                          {"index": 0, "relevance_score": 0.12, "document": "d0"}]},
-             ProviderUsage(None, 38, None)),
-    "cohere": ({"id": "8c6f", "results": [{"index": 2, "relevance_score": 0.91}, {"index": 0, "relevance_score": 0.12}],
-                "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": 1.0},
-                         "tokens": {"input_tokens": 38.0, "output_tokens": 0.0}}},
-               ProviderUsage(38, 38, 1.0)),
-    "cohere-v1": ({"id": "x", "results": [{"index": 2, "relevance_score": 0.91, "document": {"text": "d2"}},
-                                          {"index": 0, "relevance_score": 0.12}],
-                   "meta": {"api_version": {"version": "1"}, "billed_units": {"search_units": 2}}},
-                  ProviderUsage(None, None, 2.0)),
-    "voyage": ({"object": "list", "data": [{"relevance_score": 0.91, "index": 2}, {"relevance_score": 0.12, "index": 0}],
-                "model": "rerank-2.5", "usage": {"total_tokens": 38}},
-               ProviderUsage(None, 38, None)),
-    "xinference": ({"id": "r1", "results": [{"index": 2, "relevance_score": 0.91, "document": None},
-                                            {"index": 0, "relevance_score": 0.12, "document": None}],
-                    "meta": {"api_version": None, "billed_units": None,
-                             "tokens": {"input_tokens": 38, "output_tokens": 38}, "warnings": None}},
-                   ProviderUsage(38, 38, None)),
-    "vllm": ({"id": "rerank-1", "model": "BAAI/bge-reranker-v2-m3", "usage": {"total_tokens": 38},
-              "results": [{"index": 2, "document": {"text": "d2"}, "relevance_score": 0.91},
-                          {"index": 0, "document": {"text": "d0"}, "relevance_score": 0.12}]},
-             ProviderUsage(None, 38, None)),
-    "infinity": ({"object": "rerank", "results": [{"relevance_score": 0.91, "index": 2, "document": None},
-                                                  {"relevance_score": 0.12, "index": 0, "document": None}],
-                  "model": "m", "usage": {"prompt_tokens": 38, "total_tokens": 38}, "id": "i", "created": 1},
-                 ProviderUsage(38, 38, None)),
-    "llamacpp": ({"model": "m", "object": "list", "usage": {"prompt_tokens": 38, "total_tokens": 38},
-                  "results": [{"index": 2, "relevance_score": 0.91}, {"index": 0, "relevance_score": 0.12}]},
-                 ProviderUsage(38, 38, None)),
+    "jina": (
+        {
+            "model": "jina-reranker-v2-base-multilingual",
+            "usage": {"total_tokens": 38},
+            "results": [
+                {"index": 2, "relevance_score": 0.91, "document": {"text": "d2"}},
+                {"index": 0, "relevance_score": 0.12, "document": "d0"},
+            ],
+        },
+        ProviderUsage(None, 38, None),
+    ),
+    "cohere": (
+        {
+            "id": "8c6f",
+            "results": [
+                {"index": 2, "relevance_score": 0.91},
+                {"index": 0, "relevance_score": 0.12},
+            ],
+            "meta": {
+                "api_version": {"version": "2"},
+                "billed_units": {"search_units": 1.0},
+                "tokens": {"input_tokens": 38.0, "output_tokens": 0.0},
+            },
+        },
+        ProviderUsage(38, 38, 1.0),
+    ),
+    "cohere-v1": (
+        {
+            "id": "x",
+            "results": [
+                {"index": 2, "relevance_score": 0.91, "document": {"text": "d2"}},
+                {"index": 0, "relevance_score": 0.12},
+            ],
+            "meta": {"api_version": {"version": "1"}, "billed_units": {"search_units": 2}},
+        },
+        ProviderUsage(None, None, 2.0),
+    ),
+    "voyage": (
+        {
+            "object": "list",
+            "data": [{"relevance_score": 0.91, "index": 2}, {"relevance_score": 0.12, "index": 0}],
+            "model": "rerank-2.5",
+            "usage": {"total_tokens": 38},
+        },
+        ProviderUsage(None, 38, None),
+    ),
+    "xinference": (
+        {
+            "id": "r1",
+            "results": [
+                {"index": 2, "relevance_score": 0.91, "document": None},
+                {"index": 0, "relevance_score": 0.12, "document": None},
+            ],
+            "meta": {
+                "api_version": None,
+                "billed_units": None,
+                "tokens": {"input_tokens": 38, "output_tokens": 38},
+                "warnings": None,
+            },
+        },
+        ProviderUsage(38, 38, None),
+    ),
+    "vllm": (
+        {
+            "id": "rerank-1",
+            "model": "BAAI/bge-reranker-v2-m3",
+            "usage": {"total_tokens": 38},
+            "results": [
+                {"index": 2, "document": {"text": "d2"}, "relevance_score": 0.91},
+                {"index": 0, "document": {"text": "d0"}, "relevance_score": 0.12},
+            ],
+        },
+        ProviderUsage(None, 38, None),
+    ),
+    "infinity": (
+        {
+            "object": "rerank",
+            "results": [
+                {"relevance_score": 0.91, "index": 2, "document": None},
+                {"relevance_score": 0.12, "index": 0, "document": None},
+            ],
+            "model": "m",
+            "usage": {"prompt_tokens": 38, "total_tokens": 38},
+            "id": "i",
+            "created": 1,
+        },
+        ProviderUsage(38, 38, None),
+    ),
+    "llamacpp": (
+        {
+            "model": "m",
+            "object": "list",
+            "usage": {"prompt_tokens": 38, "total_tokens": 38},
+            "results": [
+                {"index": 2, "relevance_score": 0.91},
+                {"index": 0, "relevance_score": 0.12},
+            ],
+        },
+        ProviderUsage(38, 38, None),
+    ),
 }
 
 
@@ -125,13 +287,19 @@ def test_parse_answer_on_a_documented_sample(kind):
 
 
 def test_xinference_without_return_len_reports_no_tokens():
-    body = {"id": "r", "results": [{"index": 0, "relevance_score": 0.5}],
-            "meta": {"api_version": None, "billed_units": None, "tokens": None, "warnings": None}}
+    body = {
+        "id": "r",
+        "results": [{"index": 0, "relevance_score": 0.5}],
+        "meta": {"api_version": None, "billed_units": None, "tokens": None, "warnings": None},
+    }
     assert get_adapter("xinference").parse_answer(j(body), 1, 1).usage == ProviderUsage()
 
 
 def test_llamacpp_zeroed_usage_of_old_builds_is_not_reported():
-    body = {"usage": {"prompt_tokens": 0, "total_tokens": 0}, "results": [{"index": 0, "relevance_score": 0.5}]}
+    body = {
+        "usage": {"prompt_tokens": 0, "total_tokens": 0},
+        "results": [{"index": 0, "relevance_score": 0.5}],
+    }
     assert get_adapter("llamacpp").parse_answer(j(body), 1, 1).usage == ProviderUsage()
 
 
@@ -164,8 +332,12 @@ BROKEN = [
 @pytest.mark.parametrize("items,message", BROKEN)
 def test_invalid_answers_are_bad_answers(kind, items, message):
     if kind == "tei":
-        items = [{("score" if k == "relevance_score" else k): v for k, v in i.items()} if isinstance(i, dict) else i
-                 for i in items]
+        items = [
+            {("score" if k == "relevance_score" else k): v for k, v in i.items()}
+            if isinstance(i, dict)
+            else i
+            for i in items
+        ]
         body = j(items)
     else:
         key = {"voyage": "data"}.get(kind, "results")
@@ -185,28 +357,110 @@ def test_fewer_results_than_asked_and_non_json_are_bad_answers(kind):
 
 # -- parse_error on each documented error shape -----------------------------------------------
 ERRORS = [
-    ("jina", 500, {"error": {"message": "query is empty", "type": "new_api_error", "param": "",
-                             "code": "invalid_request"}}, "query is empty (invalid_request)", False),
-    ("jina", 400, {"error": {"message": "invalid_rerank_request", "type": "one_api_error"}},
-     "invalid_rerank_request (one_api_error)", None),
-    ("cohere", 400, {"id": "a1", "message": "invalid request: list of documents must not be empty"},
-     "invalid request: list of documents must not be empty", None),
-    ("cohere-v1", 429, {"message": "You are using a Trial key, which is limited to 10 API calls / minute."},
-     "You are using a Trial key, which is limited to 10 API calls / minute.", None),
-    ("voyage", 400, {"detail": "The request has too many documents (1001 > 1000)."},
-     "The request has too many documents (1001 > 1000).", None),
-    ("xinference", 400, {"detail": "Model not found in the model list, uid: bge"},
-     "Model not found in the model list, uid: bge", None),
-    ("xinference", 422, {"detail": [{"loc": ["body", "model"], "msg": "field required"}]}, "field required", None),
-    ("tei", 413, {"error": "batch size 40 > maximum allowed batch size 32", "error_type": "validation"},
-     "batch size 40 > maximum allowed batch size 32 (validation)", None),
-    ("vllm", 400, {"error": {"message": "top_n must be >= 0", "type": "BadRequestError", "param": None, "code": 400}},
-     "top_n must be >= 0 (400)", None),
-    ("infinity", 400, {"error": {"message": "model not found", "type": "NotFoundError", "param": None, "code": 400}},
-     "model not found (400)", None),
-    ("llamacpp", 400, {"error": {"code": 400, "message": '"documents" must be a non-empty string array',
-                                 "type": "invalid_request_error"}},
-     '"documents" must be a non-empty string array (400)', None),
+    (
+        "jina",
+        500,
+        {
+            "error": {
+                "message": "query is empty",
+                "type": "new_api_error",
+                "param": "",
+                "code": "invalid_request",
+            }
+        },
+        "query is empty (invalid_request)",
+        False,
+    ),
+    (
+        "jina",
+        400,
+        {"error": {"message": "invalid_rerank_request", "type": "one_api_error"}},
+        "invalid_rerank_request (one_api_error)",
+        None,
+    ),
+    (
+        "cohere",
+        400,
+        {"id": "a1", "message": "invalid request: list of documents must not be empty"},
+        "invalid request: list of documents must not be empty",
+        None,
+    ),
+    (
+        "cohere-v1",
+        429,
+        {"message": "You are using a Trial key, which is limited to 10 API calls / minute."},
+        "You are using a Trial key, which is limited to 10 API calls / minute.",
+        None,
+    ),
+    (
+        "voyage",
+        400,
+        {"detail": "The request has too many documents (1001 > 1000)."},
+        "The request has too many documents (1001 > 1000).",
+        None,
+    ),
+    (
+        "xinference",
+        400,
+        {"detail": "Model not found in the model list, uid: bge"},
+        "Model not found in the model list, uid: bge",
+        None,
+    ),
+    (
+        "xinference",
+        422,
+        {"detail": [{"loc": ["body", "model"], "msg": "field required"}]},
+        "field required",
+        None,
+    ),
+    (
+        "tei",
+        413,
+        {"error": "batch size 40 > maximum allowed batch size 32", "error_type": "validation"},
+        "batch size 40 > maximum allowed batch size 32 (validation)",
+        None,
+    ),
+    (
+        "vllm",
+        400,
+        {
+            "error": {
+                "message": "top_n must be >= 0",
+                "type": "BadRequestError",
+                "param": None,
+                "code": 400,
+            }
+        },
+        "top_n must be >= 0 (400)",
+        None,
+    ),
+    (
+        "infinity",
+        400,
+        {
+            "error": {
+                "message": "model not found",
+                "type": "NotFoundError",
+                "param": None,
+                "code": 400,
+            }
+        },
+        "model not found (400)",
+        None,
+    ),
+    (
+        "llamacpp",
+        400,
+        {
+            "error": {
+                "code": 400,
+                "message": '"documents" must be a non-empty string array',
+                "type": "invalid_request_error",
+            }
+        },
+        '"documents" must be a non-empty string array (400)',
+        None,
+    ),
 ]
 
 
@@ -224,18 +478,21 @@ def test_parse_error_of_a_non_json_body_keeps_its_text():
 
 
 # -- model profiles -----------------------------------------------------------------------------
-@pytest.mark.parametrize("kind,model,listwise,window", [
-    ("jina", "jina-reranker-v3", True, 64),
-    ("jina", "jina-reranker-v3.5", True, 64),
-    ("tei", "jinaai/jina-reranker-v3", True, 64),
-    ("jina", "jina-reranker-v2-base-multilingual", False, None),
-    ("cohere", "rerank-v3.5", False, None),
-    ("voyage", "rerank-2.5-lite", False, None),
-    ("tei", "BAAI/bge-reranker-base", False, None),
-    ("xinference", "Qwen3-Reranker-4B", False, None),
-    ("vllm", "some-new-model", False, None),
-    ("local", None, True, 64),
-])
+@pytest.mark.parametrize(
+    "kind,model,listwise,window",
+    [
+        ("jina", "jina-reranker-v3", True, 64),
+        ("jina", "jina-reranker-v3.5", True, 64),
+        ("tei", "jinaai/jina-reranker-v3", True, 64),
+        ("jina", "jina-reranker-v2-base-multilingual", False, None),
+        ("cohere", "rerank-v3.5", False, None),
+        ("voyage", "rerank-2.5-lite", False, None),
+        ("tei", "BAAI/bge-reranker-base", False, None),
+        ("xinference", "Qwen3-Reranker-4B", False, None),
+        ("vllm", "some-new-model", False, None),
+        ("local", None, True, 64),
+    ],
+)
 def test_model_profile(kind, model, listwise, window):
     profile = model_profile(kind, model)
     assert (profile.listwise, profile.window) == (listwise, window)
@@ -246,8 +503,9 @@ def test_local_window_matches_its_request_size():
     assert model_profile("local", None).window == get_adapter("local").spec.max_docs_per_request
 
 
-@pytest.mark.parametrize("module", ["base", "cohere", "voyage", "xinference", "tei", "selfhosted", "models",
-                                    "__init__"])
+@pytest.mark.parametrize(
+    "module", ["base", "cohere", "voyage", "xinference", "tei", "selfhosted", "models", "__init__"]
+)
 def test_docstring_examples(module):
     name = "pipeline.providers" + ("" if module == "__init__" else f".{module}")
     failed, _ = doctest.testmod(importlib.import_module(name))

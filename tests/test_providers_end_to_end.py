@@ -45,8 +45,12 @@ def config(kind, path, out_dir, base_url, **sets):
 
 
 def expected_rows(queries, top_n):
-    return {q["query_id"]: [(q["doc_ids"][i], s) for i, s in reference_ranking(q["query"], q["documents"], top_n)]
-            for q in queries}
+    return {
+        q["query_id"]: [
+            (q["doc_ids"][i], s) for i, s in reference_ranking(q["query"], q["documents"], top_n)
+        ]
+        for q in queries
+    }
 
 
 def actual_rows(out_dir):
@@ -73,7 +77,9 @@ async def test_chunked_equals_unchunked_and_usage_is_recorded_as_reported(tmp_pa
     queries = make_queries(3, [150, 101, 37], seed=21)
     path = write_grouped_parquet(tmp_path / "in.parquet", queries)
     async with running_server(Knobs(max_docs=40), SERVERS[kind]) as server:
-        cfg = config(kind, path, out_dir, server.base_url, limits__max_docs_per_request=40, output__top_n=10)
+        cfg = config(
+            kind, path, out_dir, server.base_url, limits__max_docs_per_request=40, output__top_n=10
+        )
         outcome = await run(cfg)
     assert outcome.exit_code == EXIT_OK, outcome.message
     assert actual_rows(out_dir) == expected_rows(queries, 10)
@@ -89,7 +95,9 @@ async def test_chunked_equals_unchunked_and_usage_is_recorded_as_reported(tmp_pa
         if kind == "tei" and row["total_tokens"] is not None:  # the client passes headers now
             want = {**want, "prompt_tokens": tokens, "total_tokens": tokens}
         assert {k: row[k] for k in want} == want, (kind, row)
-    assert set(u["billing"].to_list()) == {"search_units" if kind.startswith("cohere") else "tokens"}
+    assert set(u["billing"].to_list()) == {
+        "search_units" if kind.startswith("cohere") else "tokens"
+    }
 
 
 async def test_tei_tokens_come_from_the_response_header(tmp_path, out_dir):
@@ -108,7 +116,9 @@ async def test_429s_5xx_and_bad_answers_are_retried(tmp_path, out_dir, kind):
     path = write_grouped_parquet(tmp_path / "in.parquet", queries)
     faults = ["429", "429_bare", "500", "garbage", "bad_index", "nan"]
     async with running_server(Knobs(script=deque(faults)), SERVERS[kind]) as server:
-        cfg = config(kind, path, out_dir, server.base_url, limits__max_concurrency=1, limits__max_attempts=8)
+        cfg = config(
+            kind, path, out_dir, server.base_url, limits__max_concurrency=1, limits__max_attempts=8
+        )
         outcome = await run(cfg)
     assert outcome.exit_code == EXIT_OK, outcome.message
     assert actual_rows(out_dir) == expected_rows(queries, None)
@@ -135,28 +145,47 @@ async def test_error_bodies_become_the_failure_message(tmp_path, out_dir, kind):
     queries = make_queries(3, 8, seed=24)
     bad = queries[1]
     path = write_grouped_parquet(tmp_path / "in.parquet", queries)
-    async with running_server(Knobs(reject_queries={bad["query"]}, script=deque(["bad_index"] * 4)),
-                              SERVERS[kind]) as server:
+    async with running_server(
+        Knobs(reject_queries={bad["query"]}, script=deque(["bad_index"] * 4)), SERVERS[kind]
+    ) as server:
         cfg = config(kind, path, out_dir, server.base_url, limits__max_concurrency=1)
         outcome = await run(cfg)
     assert outcome.exit_code == EXIT_SOME_FAILED
     f = {row["query_id"]: row for row in failures(out_dir).iter_rows(named=True)}
     assert set(f) == {"q0000", bad["query_id"]}
-    assert f["q0000"]["message"].endswith("gave up after 4 attempts)") and "outside 0..7" in f["q0000"]["message"]
+    assert (
+        f["q0000"]["message"].endswith("gave up after 4 attempts)")
+        and "outside 0..7" in f["q0000"]["message"]
+    )
     assert f[bad["query_id"]]["message"].endswith(f"HTTP 400: {REJECTION[kind]}")
     assert f[bad["query_id"]]["retryable"] is False
     assert sum(1 for r in server.log if r.query == bad["query"]) == 1  # a 400 is not retried
     assert set(actual_rows(out_dir)) == {"q0002"}
 
 
-@pytest.mark.parametrize("kind,server_kind,path,message", [
-    # Jina's `return_documents` is not a Cohere v2 field: the strict fake refuses it.
-    ("jina", "cohere", "/v2/rerank", "HTTP 400: invalid request: unknown field 'return_documents'"),
-    # `documents` instead of `texts`: TEI's JSON extractor answers 422 in plain text.
-    ("infinity", "tei", "/rerank", "HTTP 422: Failed to deserialize the JSON body into the target type: "
-                                   "missing field `texts`"),
-])
-async def test_the_fakes_refuse_another_formats_request(tmp_path, out_dir, kind, server_kind, path, message):
+@pytest.mark.parametrize(
+    "kind,server_kind,path,message",
+    [
+        # Jina's `return_documents` is not a Cohere v2 field: the strict fake refuses it.
+        (
+            "jina",
+            "cohere",
+            "/v2/rerank",
+            "HTTP 400: invalid request: unknown field 'return_documents'",
+        ),
+        # `documents` instead of `texts`: TEI's JSON extractor answers 422 in plain text.
+        (
+            "infinity",
+            "tei",
+            "/rerank",
+            "HTTP 422: Failed to deserialize the JSON body into the target type: "
+            "missing field `texts`",
+        ),
+    ],
+)
+async def test_the_fakes_refuse_another_formats_request(
+    tmp_path, out_dir, kind, server_kind, path, message
+):
     queries = make_queries(1, 5, seed=25)
     path_in = write_grouped_parquet(tmp_path / "in.parquet", queries)
     async with running_server(Knobs(), SERVERS[server_kind]) as server:

@@ -42,18 +42,62 @@ def test_directory_and_glob_inputs(tmp_path):
 
 JSONL_CASES = [
     (b'{"query_id": "a", "query": "x", "documents": ["d"]}', None, None),
-    (b'{"query_id": "b", "query": "x", "documents": [',  "unparseable_row", "line 2: malformed JSON"),
-    (b'{"query_id": null, "query": "x", "documents": ["d"]}', "missing_field", "line 3: field 'query_id' is missing or null"),
-    (b'{"query_id": "d", "documents": ["d"]}', "missing_field", "line 4: field 'query' is missing or null"),
-    (b'{"query_id": "e", "query": "x", "documents": []}', "no_candidates", "line 5: field 'documents' is an empty list"),
-    (b'{"query_id": "f", "query": "x", "documents": null}', "missing_field", "line 6: field 'documents' is missing or null"),
-    (b'{"query_id": "g", "query": "x", "documents": ["ok", 42]}', "not_text", "line 7: field 'documents'[1] is int, not text"),
-    (b'{"query_id": "h", "query": "x", "documents": ["d\xff\xfe"]}', "unparseable_row", "line 8: invalid UTF-8"),
-    (b'{"query_id": "i", "query": "  ", "documents": ["d"]}', "empty_query", "line 9: field 'query' is empty"),
-    (b'{"query_id": "a", "query": "x", "documents": ["d"]}', "duplicate_query_id", "line 10: query_id 'a' appeared earlier"),
-    (b'[1, 2]', "unparseable_row", "line 11: expected a JSON object"),
-    (b'{"query_id": "l", "query": "x", "documents": ["d", "e"], "doc_ids": ["1"]}', "bad_doc_ids", "line 12: field 'doc_ids' must be a list as long"),
-    (b'{"query_id": "m", "query": "x", "documents": ["d", "e"], "doc_ids": ["1", "1"]}', "duplicate_doc_id", "line 13: duplicate document id '1'"),
+    (
+        b'{"query_id": "b", "query": "x", "documents": [',
+        "unparseable_row",
+        "line 2: malformed JSON",
+    ),
+    (
+        b'{"query_id": null, "query": "x", "documents": ["d"]}',
+        "missing_field",
+        "line 3: field 'query_id' is missing or null",
+    ),
+    (
+        b'{"query_id": "d", "documents": ["d"]}',
+        "missing_field",
+        "line 4: field 'query' is missing or null",
+    ),
+    (
+        b'{"query_id": "e", "query": "x", "documents": []}',
+        "no_candidates",
+        "line 5: field 'documents' is an empty list",
+    ),
+    (
+        b'{"query_id": "f", "query": "x", "documents": null}',
+        "missing_field",
+        "line 6: field 'documents' is missing or null",
+    ),
+    (
+        b'{"query_id": "g", "query": "x", "documents": ["ok", 42]}',
+        "not_text",
+        "line 7: field 'documents'[1] is int, not text",
+    ),
+    (
+        b'{"query_id": "h", "query": "x", "documents": ["d\xff\xfe"]}',
+        "unparseable_row",
+        "line 8: invalid UTF-8",
+    ),
+    (
+        b'{"query_id": "i", "query": "  ", "documents": ["d"]}',
+        "empty_query",
+        "line 9: field 'query' is empty",
+    ),
+    (
+        b'{"query_id": "a", "query": "x", "documents": ["d"]}',
+        "duplicate_query_id",
+        "line 10: query_id 'a' appeared earlier",
+    ),
+    (b"[1, 2]", "unparseable_row", "line 11: expected a JSON object"),
+    (
+        b'{"query_id": "l", "query": "x", "documents": ["d", "e"], "doc_ids": ["1"]}',
+        "bad_doc_ids",
+        "line 12: field 'doc_ids' must be a list as long",
+    ),
+    (
+        b'{"query_id": "m", "query": "x", "documents": ["d", "e"], "doc_ids": ["1", "1"]}',
+        "duplicate_doc_id",
+        "line 13: duplicate document id '1'",
+    ),
     (b'{"query_id": 7, "query": "x", "documents": [{"id": "z", "text": "t"}]}', None, None),
 ]
 
@@ -69,8 +113,10 @@ async def test_broken_jsonl_rows_become_failures_and_the_job_goes_on(tmp_path, o
     f = failures(out_dir)
     expected = [(err, msg) for _, err, msg in JSONL_CASES if err]
     assert f.height == len(expected)
-    got = sorted(zip(f["error"].to_list(), f["message"].to_list(), f["source"].to_list(), strict=True),
-                 key=lambda r: int(r[2].rsplit(" ", 1)[1]))
+    got = sorted(
+        zip(f["error"].to_list(), f["message"].to_list(), f["source"].to_list(), strict=True),
+        key=lambda r: int(r[2].rsplit(" ", 1)[1]),
+    )
     for (err, msg, source), (want_err, want_msg) in zip(got, expected, strict=True):
         assert err == want_err
         assert want_msg in msg and str(path) in msg and str(path) in source
@@ -108,13 +154,17 @@ async def test_pairs_non_contiguous_query_is_an_input_failure(tmp_path, out_dir)
 def test_missing_column_is_a_clear_error_before_any_request(tmp_path):
     path = tmp_path / "in.parquet"
     pq.write_table(pa.table({"qid": ["1"], "query": ["x"], "documents": [["a"]]}), path)
-    with pytest.raises(InputError, match=r"missing column 'query_id' \(columns are documents, qid, query\); set input.columns"):
+    with pytest.raises(
+        InputError,
+        match=r"missing column 'query_id' \(columns are documents, qid, query\); set input.columns",
+    ):
         items(path)
     assert [i.query_id for i in items(path, columns=_cols(query_id="qid"))] == ["1"]
 
 
 def _cols(**names):
     from pipeline.config import ColumnsConfig
+
     return ColumnsConfig(**names)
 
 
@@ -138,6 +188,8 @@ def test_grouped_items_keep_ids_and_sources(tmp_path):
 def test_jsonl_with_a_misnamed_key_is_a_clear_error_before_any_request(tmp_path):
     path = tmp_path / "in.jsonl"
     path.write_text('{"id": "1", "query": "x", "documents": ["a"]}\n' * 3)
-    with pytest.raises(InputError, match=r"no key 'query_id' in the first 3 rows; set input.columns"):
+    with pytest.raises(
+        InputError, match=r"no key 'query_id' in the first 3 rows; set input.columns"
+    ):
         items(path)
     assert [i.query_id for i in items(path, columns=_cols(query_id="id"))] == ["1", "1", "1"]

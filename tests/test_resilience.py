@@ -21,7 +21,20 @@ from tests.helpers import (
     write_grouped_parquet,
 )
 
-FAULTS = ["429", "500", "503", "408", "hang", "garbage", "truncated", "bad_index", "dup_index", "nan", "short", "reset"]
+FAULTS = [
+    "429",
+    "500",
+    "503",
+    "408",
+    "hang",
+    "garbage",
+    "truncated",
+    "bad_index",
+    "dup_index",
+    "nan",
+    "short",
+    "reset",
+]
 
 
 class ChaosServer(FakeRerankServer):
@@ -57,8 +70,15 @@ async def test_fault_storm_ends_with_every_query_accounted_for(tmp_path, out_dir
     path = write_grouped_parquet(tmp_path / "in.parquet", queries)
     async with running_server(Knobs(hang_s=5), server_cls=ChaosServer) as server:
         server.fault_rate = 0.45
-        cfg = job_config(path, out_dir, server.base_url, limits__max_docs_per_request=10,
-                         limits__timeout_s=0.3, limits__max_attempts=6, limits__max_concurrency=8)
+        cfg = job_config(
+            path,
+            out_dir,
+            server.base_url,
+            limits__max_docs_per_request=10,
+            limits__timeout_s=0.3,
+            limits__max_attempts=6,
+            limits__max_concurrency=8,
+        )
         outcome = await run(cfg)
     ranked, failed = accounted(queries, out_dir)
     assert outcome.stats.accounted_for()
@@ -67,7 +87,11 @@ async def test_fault_storm_ends_with_every_query_accounted_for(tmp_path, out_dir
     assert len(ranked) >= 50  # most survive 6 attempts at a 45% fault rate
     for q in queries:  # what was ranked is exactly right, whatever the faults
         if q["query_id"] in ranked:
-            got = results(out_dir).filter(results(out_dir)["query_id"] == q["query_id"])["input_rank"].to_list()
+            got = (
+                results(out_dir)
+                .filter(results(out_dir)["query_id"] == q["query_id"])["input_rank"]
+                .to_list()
+            )
             assert got == [i + 1 for i, _ in reference_ranking(q["query"], q["documents"])]
     f = failures(out_dir)
     assert all("gave up" in m for m in f["message"].to_list())
@@ -87,7 +111,10 @@ async def test_retry_failed_moves_transient_failures_into_results(tmp_path, out_
         f = failures(out_dir)
         assert sorted(f["query_id"].to_list()) == ["q0001", "q0004", "q0006"]
         assert dict(zip(f["query_id"].to_list(), f["retryable"].to_list(), strict=True)) == {
-            "q0001": True, "q0004": False, "q0006": True}
+            "q0001": True,
+            "q0004": False,
+            "q0006": True,
+        }
 
         server.always_503 = set()  # the outage is over
         sent_before = len(server.log)
@@ -104,14 +131,20 @@ async def test_a_different_job_into_the_same_directory_is_refused(tmp_path, out_
     path = write_grouped_parquet(tmp_path / "in.parquet", queries)
     async with running_server() as server:
         assert (await run(job_config(path, out_dir, server.base_url))).exit_code == EXIT_OK
-        with pytest.raises(SetupError, match=r"different job \(output.top_n: was None, now 3\).*--overwrite"):
+        with pytest.raises(
+            SetupError, match=r"different job \(output.top_n: was None, now 3\).*--overwrite"
+        ):
             await run(job_config(path, out_dir, server.base_url, output__top_n=3))
         with pytest.raises(SetupError, match=r"provider.model: was None, now 'other'"):
             await run(job_config(path, out_dir, server.base_url, provider__model='"other"'))
-        again = await run(job_config(path, out_dir, server.base_url))  # same job: resumes, sends nothing
+        again = await run(
+            job_config(path, out_dir, server.base_url)
+        )  # same job: resumes, sends nothing
         assert again.stats.queries_skipped == 4 and again.stats.attempts == 0
         n = len(server.log)
-        replaced = await run(job_config(path, out_dir, server.base_url, output__top_n=3), overwrite=True)
+        replaced = await run(
+            job_config(path, out_dir, server.base_url, output__top_n=3), overwrite=True
+        )
         assert replaced.exit_code == EXIT_OK and len(server.log) == n + 4
     assert results(out_dir).height == 12
 
@@ -122,8 +155,13 @@ async def test_over_long_documents_are_truncated_or_fail_never_dropped(tmp_path,
     queries[1]["documents"][2] = "long words " * 100  # well over 100 estimated tokens
     path = write_grouped_parquet(tmp_path / "in.parquet", queries)
     async with running_server() as server:
-        cfg = job_config(path, out_dir, server.base_url, limits__max_doc_tokens=100,
-                         input__truncate=f'"{truncate}"')
+        cfg = job_config(
+            path,
+            out_dir,
+            server.base_url,
+            limits__max_doc_tokens=100,
+            input__truncate=f'"{truncate}"',
+        )
         outcome = await run(cfg)
     if truncate == "none":
         assert outcome.exit_code == EXIT_SOME_FAILED
@@ -140,8 +178,12 @@ async def test_over_long_documents_are_truncated_or_fail_never_dropped(tmp_path,
 
 
 def test_plain_http_to_a_public_host_warns(capsys):
-    for url in ("http://127.0.0.1:8080/v1/rerank", "http://10.1.2.3/v1/rerank", "http://localhost/x",
-                "https://api.jina.ai/v1/rerank"):
+    for url in (
+        "http://127.0.0.1:8080/v1/rerank",
+        "http://10.1.2.3/v1/rerank",
+        "http://localhost/x",
+        "https://api.jina.ai/v1/rerank",
+    ):
         warn_plain_http(url)
     assert capsys.readouterr().err == ""
     warn_plain_http("http://api.example.com/v1/rerank")
@@ -158,7 +200,9 @@ class EchoingServer(FakeRerankServer):
         return web.Response(status=200, text=f"<pre>{request.headers.get('Authorization')}</pre>")
 
 
-async def test_a_key_echoed_in_a_bad_answer_is_redacted_from_failures(tmp_path, out_dir, monkeypatch):
+async def test_a_key_echoed_in_a_bad_answer_is_redacted_from_failures(
+    tmp_path, out_dir, monkeypatch
+):
     secret = "sk-echo-SECRET-77aa88bb"
     monkeypatch.setenv("RERANK_API_KEY", secret)
     path = write_grouped_parquet(tmp_path / "in.parquet", make_queries(2, 4, seed=35))
@@ -177,10 +221,14 @@ async def test_a_huge_retry_after_cannot_stall_the_job(tmp_path, out_dir):
     queries = make_queries(6, 4, seed=36)
     path = write_grouped_parquet(tmp_path / "in.parquet", queries)
     async with running_server(Knobs(max_rps=1, retry_after="3600")) as server:
-        cfg = job_config(path, out_dir, server.base_url, limits__max_retry_time_s=2, limits__max_concurrency=2)
+        cfg = job_config(
+            path, out_dir, server.base_url, limits__max_retry_time_s=2, limits__max_concurrency=2
+        )
         outcome = await run(cfg)  # would sleep an hour if the 429 paused everyone for 3600 s
     ranked, failed = accounted(queries, out_dir)
-    assert failed and all("limits.max_retry_time_s" in m for m in failures(out_dir)["message"].to_list())
+    assert failed and all(
+        "limits.max_retry_time_s" in m for m in failures(out_dir)["message"].to_list()
+    )
     assert outcome.stats.http_429 >= len(failed)
 
 

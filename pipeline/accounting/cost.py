@@ -79,8 +79,11 @@ class Billing:
         if self.price is None:
             return f"no known price for model {self.model!r}: set [pricing] in the job"
         p = self.price
-        rate = (f"${p.usd_per_thousand_search_units:g} per 1,000 search units" if self.basis == "search_units"
-                else f"${p.usd_per_million_tokens:g} per million tokens")
+        rate = (
+            f"${p.usd_per_thousand_search_units:g} per 1,000 search units"
+            if self.basis == "search_units"
+            else f"${p.usd_per_million_tokens:g} per million tokens"
+        )
         return f"{rate} ({p.source}{', as of ' + p.as_of if p.as_of else ''})"
 
 
@@ -93,13 +96,21 @@ def job_billing(kind: str, model: str | None, pricing: dict[str, float]) -> Bill
     price = price_for(kind, model, pricing)
     basis = spec.billing
     self_hosted = spec.default_base_url is None
-    if basis == "tokens" and self_hosted and (price is None or price.usd_per_million_tokens is None):
+    if (
+        basis == "tokens"
+        and self_hosted
+        and (price is None or price.usd_per_million_tokens is None)
+    ):
         basis = "none"
     tokens_per_doc = int(pricing.get("search_unit_document_tokens", SEARCH_UNIT_DOCUMENT_TOKENS))
-    return Billing(basis, price, model, spec.docs_per_billing_unit or DOCS_PER_SEARCH_UNIT, tokens_per_doc)
+    return Billing(
+        basis, price, model, spec.docs_per_billing_unit or DOCS_PER_SEARCH_UNIT, tokens_per_doc
+    )
 
 
-def cost_usd(basis: str, tokens: float | None, units: float | None, price: Price | None) -> float | None:
+def cost_usd(
+    basis: str, tokens: float | None, units: float | None, price: Price | None
+) -> float | None:
     """Money for `tokens` or search `units` under `basis`; None when the price or count is unknown."""
     if basis == "none":
         return 0.0
@@ -129,6 +140,8 @@ def summary_cost(summary: dict, kind: str, model: str | None, pricing: dict[str,
             source = "not reported"
     else:
         reported = t.get("reported_total")
-        tokens, source = (reported, "reported") if reported is not None else (t.get("estimated"), "estimated")
+        tokens, source = (
+            (reported, "reported") if reported is not None else (t.get("estimated"), "estimated")
+        )
         amount = cost_usd(billing.basis, tokens, None, billing.price)
     return {"usd": amount, "basis": billing.basis, "from": source, "price": billing.describe()}

@@ -26,7 +26,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-PRICING_KEYS = ("usd_per_million_tokens", "usd_per_thousand_search_units", "search_unit_document_tokens")
+PRICING_KEYS = (
+    "usd_per_million_tokens",
+    "usd_per_thousand_search_units",
+    "search_unit_document_tokens",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +51,11 @@ class ListPrice:
 _V = "docs.voyageai.com/docs/pricing [verified]"
 _C = "cohere.com/pricing as quoted by a gateway and memberjunction docs [secondary]; cohere.com showed no pay-as-you-go price on 2026-08-03 and 2026-10-18"
 _C4 = "developer.puter.com cohere-api-pricing, openrouter.ai [secondary]"
-_VOYAGE, _COHERE, _JINA = frozenset({"voyage"}), frozenset({"cohere", "cohere-v1"}), frozenset({"jina"})
+_VOYAGE, _COHERE, _JINA = (
+    frozenset({"voyage"}),
+    frozenset({"cohere", "cohere-v1"}),
+    frozenset({"jina"}),
+)
 
 
 def _p(kinds, pattern, *, tokens=None, units=None, source, as_of) -> ListPrice:
@@ -58,17 +66,33 @@ def _p(kinds, pattern, *, tokens=None, units=None, source, as_of) -> ListPrice:
 LIST_PRICES: list[ListPrice] = [
     _p(_VOYAGE, r"^rerank-2\.5-lite$", tokens=0.02, source=_V, as_of="2026-11"),
     _p(_VOYAGE, r"^rerank-2\.5$", tokens=0.05, source=_V, as_of="2026-11"),
-    _p(_VOYAGE, r"^rerank-2-lite$", tokens=0.02, source=_V + ", older models table", as_of="2026-11"),
+    _p(
+        _VOYAGE,
+        r"^rerank-2-lite$",
+        tokens=0.02,
+        source=_V + ", older models table",
+        as_of="2026-11",
+    ),
     _p(_VOYAGE, r"^rerank-2$", tokens=0.05, source=_V + ", older models table", as_of="2026-11"),
     _p(_COHERE, r"^rerank-v3\.5$", units=2.0, source=_C, as_of="2026-04"),
     _p(_COHERE, r"^rerank-v4\.0-fast$", units=2.0, source=_C4, as_of="2026-06"),
     _p(_COHERE, r"^rerank-v4\.0-pro$", units=2.5, source=_C4, as_of="2026-06"),
-    _p(_JINA, r"^jina-reranker-v3\.5$", tokens=0.05,
-       source="a 2026 third-party price table [secondary]", as_of="2026"),
+    _p(
+        _JINA,
+        r"^jina-reranker-v3\.5$",
+        tokens=0.05,
+        source="a 2026 third-party price table [secondary]",
+        as_of="2026",
+    ),
     # Jina sells one token pool for all its APIs; LiteLLM's cost map comment gives
     # $0.000000018 per token. Undated, secondary: shown with its source on every estimate.
-    _p(_JINA, r"^jina-reranker-", tokens=0.018,
-       source="LiteLLM jina_ai/rerank/transformation.py comment [secondary, undated]", as_of=None),
+    _p(
+        _JINA,
+        r"^jina-reranker-",
+        tokens=0.018,
+        source="LiteLLM jina_ai/rerank/transformation.py comment [secondary, undated]",
+        as_of=None,
+    ),
 ]
 
 
@@ -80,9 +104,13 @@ def check_pricing(pricing: dict[str, float]) -> None:
     """Raise PricingError naming the first bad `[pricing]` key."""
     for key, value in pricing.items():
         if key not in PRICING_KEYS:
-            raise PricingError(f"unknown key pricing.{key}: known keys are {', '.join(PRICING_KEYS)}")
+            raise PricingError(
+                f"unknown key pricing.{key}: known keys are {', '.join(PRICING_KEYS)}"
+            )
         if value < 0 or (key == "search_unit_document_tokens" and value < 1):
-            raise PricingError(f"pricing.{key} = {value!r}: must be {'>= 1' if value >= 0 else '>= 0'}")
+            raise PricingError(
+                f"pricing.{key} = {value!r}: must be {'>= 1' if value >= 0 else '>= 0'}"
+            )
 
 
 def price_for(kind: str, model: str | None, pricing: dict[str, float]) -> Price | None:

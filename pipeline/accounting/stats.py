@@ -1,9 +1,9 @@
 """Job counters, kept from the first row read to the last row written.
 
-    >>> stats = JobStats()
-    >>> stats.queries_read += 2; stats.queries_ranked += 1; stats.queries_failed += 1
-    >>> stats.accounted_for()
-    True
+>>> stats = JobStats()
+>>> stats.queries_read += 2; stats.queries_ranked += 1; stats.queries_failed += 1
+>>> stats.accounted_for()
+True
 """
 
 from __future__ import annotations
@@ -88,8 +88,12 @@ class JobStats:
             "tokens": {
                 "estimated": self.estimated_tokens,
                 # null, not 0, when the provider reported nothing: cost is never silently zero
-                "reported_total": self.reported_total_tokens if self.requests_with_reported_tokens else None,
-                "reported_prompt": self.reported_prompt_tokens if self.requests_with_reported_tokens else None,
+                "reported_total": self.reported_total_tokens
+                if self.requests_with_reported_tokens
+                else None,
+                "reported_prompt": self.reported_prompt_tokens
+                if self.requests_with_reported_tokens
+                else None,
                 "requests_with_reported_tokens": self.requests_with_reported_tokens,
                 "reported_search_units": (
                     self.reported_search_units if self.requests_with_reported_search_units else None
@@ -99,6 +103,8 @@ class JobStats:
                 "started_at": self.started_at,
                 "wall_seconds": round(wall, 3),
                 "queries_per_second": round(done / wall, 3) if wall > 0 else None,
-                "documents_per_second": round(self.documents_ranked / wall, 3) if wall > 0 else None,
+                "documents_per_second": round(self.documents_ranked / wall, 3)
+                if wall > 0
+                else None,
             },
         }

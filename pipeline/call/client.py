@@ -82,7 +82,9 @@ class RerankClient:
 
     async def rerank(self, chunk: Chunk) -> ChunkScores:
         """Scores for one chunk. Raises ChunkFailed, or AuthError (the job must stop)."""
-        body = orjson.dumps(self.adapter.build_request(self.model, chunk.query.text, chunk.documents, chunk.top_n))
+        body = orjson.dumps(
+            self.adapter.build_request(self.model, chunk.query.text, chunk.documents, chunk.top_n)
+        )
         loop = asyncio.get_running_loop()
         started_at = time.time()
         first = loop.time()
@@ -109,10 +111,17 @@ class RerankClient:
                 wait = self._backoff(attempt, err.retry_after)
                 spent = loop.time() - first
                 if attempt >= self.max_attempts or spent + wait > self.max_retry_time_s:
-                    why = f"after {attempt} attempts" if attempt >= self.max_attempts else (
-                        f"after {spent:.0f}s: the next wait ({wait:.0f}s) would pass limits.max_retry_time_s")
+                    why = (
+                        f"after {attempt} attempts"
+                        if attempt >= self.max_attempts
+                        else (
+                            f"after {spent:.0f}s: the next wait ({wait:.0f}s) would pass limits.max_retry_time_s"
+                        )
+                    )
                     err.message = redact(f"{err.message} (gave up {why})", self.secrets)
-                    raise ChunkFailed(err, self._usage(chunk, attempt, status, latency_ms, started_at, None)) from err
+                    raise ChunkFailed(
+                        err, self._usage(chunk, attempt, status, latency_ms, started_at, None)
+                    ) from err
                 if isinstance(err, RateLimited):
                     # Only a wait we will really take pauses the others: it is bounded by
                     # the retry budget checked above, so a huge Retry-After cannot stall the job.
@@ -123,7 +132,9 @@ class RerankClient:
             except RequestRejected as err:
                 self.stats.count_error(err)
                 err.message = redact(err.message, self.secrets)
-                raise ChunkFailed(err, self._usage(chunk, attempt, status, latency_ms, started_at, None)) from err
+                raise ChunkFailed(
+                    err, self._usage(chunk, attempt, status, latency_ms, started_at, None)
+                ) from err
             self.stats.requests += 1
             usage = self._usage(chunk, attempt, status, latency_ms, started_at, answer)
             positions, scores = _columns(answer.results, chunk)
@@ -132,7 +143,9 @@ class RerankClient:
     def _interpret(self, reply: Reply, chunk: Chunk) -> Answer:
         status = reply.status
         if 200 <= status < 300:
-            return self.adapter.parse_answer(reply.body, chunk.n_docs, chunk.top_n, headers=reply.headers)
+            return self.adapter.parse_answer(
+                reply.body, chunk.n_docs, chunk.top_n, headers=reply.headers
+            )
         info = self.adapter.parse_error(status, reply.body)
         message = redact(f"HTTP {status}: {info.message}"[:MESSAGE_LIMIT], self.secrets)
         retry_after = parse_retry_after(reply.headers)
@@ -142,7 +155,9 @@ class RerankClient:
                 if self.key_env
                 else "this provider needs a key: set provider.api_key_env to the variable that holds it"
             )
-            raise AuthError(redact(f"{message} from {self.transport.url}; {hint}", self.secrets), status)
+            raise AuthError(
+                redact(f"{message} from {self.transport.url}; {hint}", self.secrets), status
+            )
         if status == 429:
             raise RateLimited(message, status, retry_after)
         if info.retryable is False:

@@ -45,7 +45,7 @@ def fit_documents(
             return (
                 f"{query.source}: document {pos} (doc_id {query.doc_ids[pos]!r}) is about "
                 f"{tokens} tokens, over limits.max_doc_tokens = {max_doc_tokens}; "
-                "set input.truncate = \"end\" to cut such documents instead"
+                'set input.truncate = "end" to cut such documents instead'
             )
         query.documents[pos] = truncate_to_tokens(query.documents[pos], max_doc_tokens)
         doc_tokens[pos] = estimate_tokens(query.documents[pos])
@@ -62,7 +62,11 @@ def pair_tokens(query_tokens: int, doc_tokens: int) -> int:
 
 
 def plan_chunks(
-    query: Query, max_docs: int, max_tokens: int | None, top_n: int | None, doc_tokens: list[int] | None = None
+    query: Query,
+    max_docs: int,
+    max_tokens: int | None,
+    top_n: int | None,
+    doc_tokens: list[int] | None = None,
 ) -> list[Chunk]:
     """Greedy: a chunk takes documents in order until the next would make it pass
     `max_docs` or `max_tokens` (but always at least one). `doc_tokens`: the documents'
@@ -84,8 +88,14 @@ def plan_chunks(
         if max_tokens is not None:
             # the last k whose pairs start..k-1 fit: used[k] - used[start] + (k - start) * q
             # <= max_tokens; costs are >= 0, so that total only grows with k (bisect holds)
-            fits = bisect_right(range(start, stop + 1), max_tokens,
-                                key=lambda k: used[k] - used[start] + (k - start) * q_tokens) - 1
+            fits = (
+                bisect_right(
+                    range(start, stop + 1),
+                    max_tokens,
+                    key=lambda k: used[k] - used[start] + (k - start) * q_tokens,
+                )
+                - 1
+            )
             stop = max(start + 1, start + fits)
         tokens = used[stop] - used[start] + (stop - start) * q_tokens
         chunks.append(_chunk(query, len(chunks), start, stop, tokens, top_n))
@@ -93,6 +103,8 @@ def plan_chunks(
     return chunks
 
 
-def _chunk(query: Query, number: int, start: int, stop: int, tokens: int, top_n: int | None) -> Chunk:
+def _chunk(
+    query: Query, number: int, start: int, stop: int, tokens: int, top_n: int | None
+) -> Chunk:
     size = stop - start
     return Chunk(query, number, start, stop, tokens, size if top_n is None else min(top_n, size))

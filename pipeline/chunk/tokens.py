@@ -50,8 +50,15 @@ def estimate_tokens(text: str) -> int:
         # Fast path (this runs once per document of the corpus): single-spaced text
         # without edge whitespace needs no collapsing, so its length is the count.
         n = len(text)
-        if (n and text[0] != " " and text[-1] != " " and "  " not in text and "\n" not in text
-                and "\t" not in text and "\r" not in text):
+        if (
+            n
+            and text[0] != " "
+            and text[-1] != " "
+            and "  " not in text
+            and "\n" not in text
+            and "\t" not in text
+            and "\r" not in text
+        ):
             return -(-n // CHARS_PER_TOKEN)
         return _other_tokens(text)
     rest, wide = _ONE_PER_CHAR.subn(" ", text)  # a space keeps the words around it apart
@@ -69,8 +76,14 @@ def estimate_tokens_many(texts: Sequence[str]) -> list[int]:
     text that might not qualify sends the whole list through estimate_tokens.
     """
     joined = "".join(texts)
-    if (joined.isascii() and "\n" not in joined and "\t" not in joined and "\r" not in joined
-            and "  " not in joined and all(map(is_, map(str.strip, texts), texts))):
+    if (
+        joined.isascii()
+        and "\n" not in joined
+        and "\t" not in joined
+        and "\r" not in joined
+        and "  " not in joined
+        and all(map(is_, map(str.strip, texts), texts))
+    ):
         # -(-n // 4) is ceil(n / 4); an empty text counts 0 either way.
         return list(map(neg, map(floordiv, map(neg, map(len, texts)), repeat(CHARS_PER_TOKEN))))
     return list(map(estimate_tokens, texts))

@@ -69,7 +69,9 @@ def load_calibration(out_dir: Path, docs_per_unit: int = DOCS_PER_SEARCH_UNIT) -
     su = usage.filter(pl.col("search_units").is_not_null() & (pl.col("n_docs") > 0))
     base = ((su["n_docs"] + docs_per_unit - 1) // docs_per_unit).sum() if su.height else 0
     unit_ratio = su["search_units"].sum() / base if base else None
-    answered = usage.filter(pl.col("http_status").is_between(200, 299) & pl.col("latency_ms").is_not_null())
+    answered = usage.filter(
+        pl.col("http_status").is_between(200, 299) & pl.col("latency_ms").is_not_null()
+    )
     latency = answered["latency_ms"].mean() if answered.height else None
     provider = run_provider(out_dir)
     return Calibration(

@@ -24,25 +24,49 @@ EXIT_OK, EXIT_SETUP = 0, 2
 
 
 def add_estimate_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("estimate", help="plan a job's requests and price them, sending nothing")
+    p = subparsers.add_parser(
+        "estimate", help="plan a job's requests and price them, sending nothing"
+    )
     p.add_argument("job", help="the job's TOML file, e.g. jobs/nightly.toml")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a job key with a TOML value (repeatable)")
-    p.add_argument("--calibrate", metavar="OUTDIR", type=Path,
-                   help="scale the estimate by what an earlier run of the same provider reported")
-    p.add_argument("--latency-ms", type=float, metavar="MS",
-                   help="typical latency of one request, for the concurrency-bound time")
-    p.add_argument("--tokenizer", metavar="TOKENIZER_JSON", type=Path,
-                   help="count tokens with this local tokenizer.json (needs the tokenizers extra)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a job key with a TOML value (repeatable)",
+    )
+    p.add_argument(
+        "--calibrate",
+        metavar="OUTDIR",
+        type=Path,
+        help="scale the estimate by what an earlier run of the same provider reported",
+    )
+    p.add_argument(
+        "--latency-ms",
+        type=float,
+        metavar="MS",
+        help="typical latency of one request, for the concurrency-bound time",
+    )
+    p.add_argument(
+        "--tokenizer",
+        metavar="TOKENIZER_JSON",
+        type=Path,
+        help="count tokens with this local tokenizer.json (needs the tokenizers extra)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no table; estimate.json only")
     p.set_defaults(func=cmd_estimate)
     return p
 
 
 def add_report_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("report", help="requests, attempts, tokens and cost of a finished run")
+    p = subparsers.add_parser(
+        "report", help="requests, attempts, tokens and cost of a finished run"
+    )
     p.add_argument("out_dir", type=Path, help="the run's output directory")
-    p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    p.add_argument(
+        "--json", action="store_true", help="print the report as JSON instead of a table"
+    )
     p.set_defaults(func=cmd_report)
     return p
 
@@ -67,13 +91,23 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             if calibration.kind not in (None, cfg.provider.kind):
                 raise CalibrationError(
                     f"{args.calibrate} was a run of provider {calibration.kind!r}, this job uses "
-                    f"{cfg.provider.kind!r}: calibrate with a run of the same provider")
-        est = estimate_job(cfg, count_tokens=counter, calibration=calibration, latency_ms=args.latency_ms)
+                    f"{cfg.provider.kind!r}: calibrate with a run of the same provider"
+                )
+        est = estimate_job(
+            cfg, count_tokens=counter, calibration=calibration, latency_ms=args.latency_ms
+        )
         out_dir = Path(cfg.output.dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         target = out_dir / "estimate.json"
         target.write_bytes(orjson.dumps(est.to_json(), option=orjson.OPT_INDENT_2))
-    except (ConfigError, PricingError, InputError, CalibrationError, TokenizerError, OSError) as exc:
+    except (
+        ConfigError,
+        PricingError,
+        InputError,
+        CalibrationError,
+        TokenizerError,
+        OSError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_SETUP
     if not args.quiet:
@@ -109,7 +143,9 @@ def format_estimate(est, job: str, target: Path) -> str:
     lines = [
         f"estimate  {job}  ({p['kind']}, {p['model'] or 'server default model'}): nothing was sent",
         f"queries   {est.queries:,}  documents {est.documents:,}  requests {est.requests:,}"
-        + (f"  (+{est.input_failures:,} input rows a run would fail)" if est.input_failures else ""),
+        + (
+            f"  (+{est.input_failures:,} input rows a run would fail)" if est.input_failures else ""
+        ),
         f"tokens    {est.tokens:,}  ({how})",
     ]
     if est.billing == "search_units":
@@ -117,7 +153,9 @@ def format_estimate(est, job: str, target: Path) -> str:
     cost = "unknown" if est.cost_usd is None else f"${est.cost_usd:,.4f}"
     lines.append(f"cost      {cost}  [{est.price}]")
     if est.seconds is None:
-        lines.append("time      unknown: no rate limits set and no latency (--latency-ms or --calibrate)")
+        lines.append(
+            "time      unknown: no rate limits set and no latency (--latency-ms or --calibrate)"
+        )
     else:
         parts = ", ".join(f"{k} {v:,.1f}s" for k, v in est.seconds_by_limit.items())
         lines.append(f"time      {est.seconds:,.1f}s, bound by {est.binding_limit}  ({parts})")

@@ -77,8 +77,11 @@ def estimate_job(
     billing = job_billing(cfg.provider.kind, cfg.provider.model, cfg.pricing)
     final_window = getattr(run, "final_window", None)
     max_tokens = getattr(run, "max_tokens", cfg.limits.max_tokens_per_request)
-    est = Estimate(billing=billing.basis, price=billing.describe(),
-                   provider={"kind": cfg.provider.kind, "model": billing.model})
+    est = Estimate(
+        billing=billing.basis,
+        price=billing.describe(),
+        provider={"kind": cfg.provider.kind, "model": billing.model},
+    )
     counted = 0
     units_rule = units_per_request = 0
     seen: set[str] = set()
@@ -104,10 +107,17 @@ def estimate_job(
                 counted += token_units(q_tok, per_doc)
             if billing.basis == "search_units":
                 if per_doc is None:
-                    q_tok, per_doc = estimate_tokens(item.text), [estimate_tokens(d) for d in item.documents]
+                    q_tok, per_doc = (
+                        estimate_tokens(item.text),
+                        [estimate_tokens(d) for d in item.documents],
+                    )
                 for c in chunks:
-                    units_rule += search_units(q_tok, per_doc[c.start:c.stop], billing.docs_per_unit,
-                                               billing.tokens_per_document)
+                    units_rule += search_units(
+                        q_tok,
+                        per_doc[c.start : c.stop],
+                        billing.docs_per_unit,
+                        billing.tokens_per_document,
+                    )
                     units_per_request += -(-c.n_docs // billing.docs_per_unit)
             if final_window and len(chunks) > 1:
                 _add_final_pass(est, item, final_window, chunks)
@@ -117,9 +127,12 @@ def estimate_job(
         est.search_units_rule, est.search_units_per_request = units_rule, units_per_request
     _apply_calibration(est, calibration)
     est.cost_usd = _cost(billing, est)
-    est.latency_ms = latency_ms if latency_ms is not None else (calibration.latency_ms if calibration else None)
+    est.latency_ms = (
+        latency_ms if latency_ms is not None else (calibration.latency_ms if calibration else None)
+    )
     est.seconds, est.binding_limit, est.seconds_by_limit = time_estimate(
-        est.requests, est.tokens_heuristic, cfg.limits, est.latency_ms)
+        est.requests, est.tokens_heuristic, cfg.limits, est.latency_ms
+    )
     est.elapsed_seconds = round(time.monotonic() - started, 3)
     return est
 
@@ -128,7 +141,9 @@ def _add_final_pass(est: Estimate, query, window: int, chunks) -> None:
     """One more request of the merged leaders; their tokens taken at the query's mean."""
     n = min(window, len(query.documents))
     est.requests += 1
-    est.tokens_heuristic += round(sum(c.estimated_tokens for c in chunks) * n / len(query.documents))
+    est.tokens_heuristic += round(
+        sum(c.estimated_tokens for c in chunks) * n / len(query.documents)
+    )
 
 
 def _apply_calibration(est: Estimate, cal: Calibration | None) -> None:

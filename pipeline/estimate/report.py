@@ -61,23 +61,36 @@ def run_report(out_dir: Path) -> dict:
             "billed": billed_tokens,
             "estimated_for_rows": unreported.height,
             "reported_over_estimated": (
-                round(reported_rows["total_tokens"].sum() / reported_rows["estimated_tokens"].sum(), 4)
-                if reported_rows.height and reported_rows["estimated_tokens"].sum() else None
+                round(
+                    reported_rows["total_tokens"].sum() / reported_rows["estimated_tokens"].sum(), 4
+                )
+                if reported_rows.height and reported_rows["estimated_tokens"].sum()
+                else None
             ),
         },
         "search_units": {
             "reported": float(su_rows["search_units"].sum()) if su_rows.height else None,
             "unreported_rows": answered.height - su_rows.height,
         },
-        "latency_ms_mean": round(float(answered["latency_ms"].mean()), 3) if answered.height else None,
+        "latency_ms_mean": round(float(answered["latency_ms"].mean()), 3)
+        if answered.height
+        else None,
         "wall_seconds": (summary.get("time") or {}).get("wall_seconds"),
     }
     if kind is None:
-        report["cost"] = {"usd": None, "basis": None, "price": "unknown provider: no summary.json or job file"}
+        report["cost"] = {
+            "usd": None,
+            "basis": None,
+            "price": "unknown provider: no summary.json or job file",
+        }
         return report
     billing = job_billing(kind, model, pricing)
     units = report["search_units"]["reported"]
-    if billing.basis == "search_units" and units is not None and report["search_units"]["unreported_rows"]:
+    if (
+        billing.basis == "search_units"
+        and units is not None
+        and report["search_units"]["unreported_rows"]
+    ):
         units = None  # part of the bill is unknown: say so rather than under-count
     report["cost"] = {
         "usd": cost_usd(billing.basis, billed_tokens, units, billing.price),
@@ -93,11 +106,17 @@ def format_report(report: dict) -> str:
     p = report["provider"]
     lines = [
         f"run       {report['output_dir']}  ({p['kind']}, {p['model'] or 'server default model'})",
-        f"queries   ranked {q.get('ranked', '?'):,}  failed {q.get('failed', '?'):,}" if q else "queries   (no summary.json)",
+        f"queries   ranked {q.get('ranked', '?'):,}  failed {q.get('failed', '?'):,}"
+        if q
+        else "queries   (no summary.json)",
         f"requests  {report['requests']:,} ({report['requests_failed']:,} failed), "
         f"attempts {report['attempts']:,} ({report['retries']:,} retries)",
         f"tokens    reported {_n(t['reported'])}  estimated {t['estimated']:,}  billed {t['billed']:,}"
-        + (f" ({t['estimated_for_rows']:,} requests unreported: estimate used)" if t["estimated_for_rows"] else ""),
+        + (
+            f" ({t['estimated_for_rows']:,} requests unreported: estimate used)"
+            if t["estimated_for_rows"]
+            else ""
+        ),
     ]
     if su["reported"] is not None or cost["basis"] == "search_units":
         lines.append(f"search    units reported {_n(su['reported'])}")

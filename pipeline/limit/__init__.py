@@ -62,7 +62,9 @@ class WindowLimiter:
         self.window = self.n / per_second * (1.0 + margin)
         now = asyncio.get_running_loop().time()
         step = self.window / self.n
-        self._starts: deque[float] = deque((now - self.window + i * step for i in range(self.n)), maxlen=self.n)
+        self._starts: deque[float] = deque(
+            (now - self.window + i * step for i in range(self.n)), maxlen=self.n
+        )
         self._lock = asyncio.Lock()
 
     async def acquire(self, cooldown: CoolDown | None = None) -> None:

@@ -58,7 +58,9 @@ class ErrorInfo:
 class Adapter:
     spec: ClassVar[ProviderSpec]
 
-    def build_request(self, model: str | None, query: str, documents: list[str], top_n: int) -> dict[str, Any]:
+    def build_request(
+        self, model: str | None, query: str, documents: list[str], top_n: int
+    ) -> dict[str, Any]:
         raise NotImplementedError
 
     def parse_answer(
@@ -99,7 +101,9 @@ def results_list(data: Any, key: str) -> list:
     return items
 
 
-def checked_results(items: list, n_docs: int, top_n: int, score_key: str = "relevance_score") -> list[tuple[int, float]]:
+def checked_results(
+    items: list, n_docs: int, top_n: int, score_key: str = "relevance_score"
+) -> list[tuple[int, float]]:
     """Validate (index, score) items: the answer is never merged unless every check passes."""
     fast = _checked_fast(items, n_docs, top_n, score_key)
     if fast is not None:
@@ -118,8 +122,14 @@ def checked_results(items: list, n_docs: int, top_n: int, score_key: str = "rele
             raise BadAnswer(f"result {pos} has index {index}, outside 0..{n_docs - 1}")
         if index in seen:
             raise BadAnswer(f"index {index} appears twice in the answer")
-        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
-            raise BadAnswer(f"result {pos} (index {index}) has no finite {score_key!r} (got {score!r})")
+        if (
+            isinstance(score, bool)
+            or not isinstance(score, (int, float))
+            or not math.isfinite(score)
+        ):
+            raise BadAnswer(
+                f"result {pos} (index {index}) has no finite {score_key!r} (got {score!r})"
+            )
         seen.add(index)
         out.append((index, float(score)))
     if len(out) < top_n:
@@ -131,7 +141,9 @@ _INT = {int}
 _NUMBER_TYPES = ({float}, {int}, {float, int})
 
 
-def _checked_fast(items: list, n_docs: int, top_n: int, score_key: str) -> list[tuple[int, float]] | None:
+def _checked_fast(
+    items: list, n_docs: int, top_n: int, score_key: str
+) -> list[tuple[int, float]] | None:
     """The same checks as the item-by-item pass, at C speed, for a well-formed answer;
     None when any check fails (bool is excluded: type(True) is bool, not int)."""
     try:

@@ -61,8 +61,15 @@ class CohereAdapter(Adapter):
         never_send=frozenset({"return_documents", "rank_fields", "max_chunks_per_doc"}),
     )
 
-    def build_request(self, model: str | None, query: str, documents: list[str], top_n: int) -> dict[str, Any]:
-        return {"model": model or self.spec.default_model, "query": query, "documents": documents, "top_n": top_n}
+    def build_request(
+        self, model: str | None, query: str, documents: list[str], top_n: int
+    ) -> dict[str, Any]:
+        return {
+            "model": model or self.spec.default_model,
+            "query": query,
+            "documents": documents,
+            "top_n": top_n,
+        }
 
     def parse_answer(
         self, body: bytes, n_docs: int, top_n: int, headers: Mapping[str, str] | None = None
@@ -81,7 +88,9 @@ class CohereV1Adapter(CohereAdapter):
         never_send=frozenset({"max_tokens_per_doc"}),  # a v2 field
     )
 
-    def build_request(self, model: str | None, query: str, documents: list[str], top_n: int) -> dict[str, Any]:
+    def build_request(
+        self, model: str | None, query: str, documents: list[str], top_n: int
+    ) -> dict[str, Any]:
         body = super().build_request(model, query, documents, top_n)
         body["return_documents"] = False  # we keep our own text; smaller answers
         return body

@@ -43,7 +43,9 @@ class JinaAdapter(Adapter):
         never_send=frozenset({"top_k", "truncation", "max_tokens_per_doc", "rank_fields"}),
     )
 
-    def build_request(self, model: str | None, query: str, documents: list[str], top_n: int) -> dict[str, Any]:
+    def build_request(
+        self, model: str | None, query: str, documents: list[str], top_n: int
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "query": query,
             "documents": documents,

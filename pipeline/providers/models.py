@@ -43,19 +43,33 @@ class ModelProfile:
 
 # (pattern on the lower-cased model name, listwise, window, why). First match wins.
 KNOWN_MODELS: list[tuple[re.Pattern[str], bool, int | None, str]] = [
-    (re.compile(r"jina-reranker-v3(\.5)?\b"), True, 64,
-     "listwise, up to 64 documents in one 131K-token context (HF model card); how the API "
-     "handles more than 64 is unverified"),
+    (
+        re.compile(r"jina-reranker-v3(\.5)?\b"),
+        True,
+        64,
+        "listwise, up to 64 documents in one 131K-token context (HF model card); how the API "
+        "handles more than 64 is unverified",
+    ),
     (re.compile(r"jina-reranker-v[12]\b"), False, None, "cross-encoder (pointwise)"),
     (re.compile(r"^rerank-"), False, None, "Cohere / Voyage rerank model: pointwise"),
-    (re.compile(r"bge-reranker|mxbai-rerank|ms-marco|cross-encoder|gte-.*rerank"), False, None,
-     "cross-encoder (pointwise)"),
-    (re.compile(r"qwen3-reranker|jina-reranker-m0|llm|gpt"), False, None,
-     "LLM-based reranker whose scoring mode the documentation checked does not establish; assumed "
-     "pointwise: check its model card before trusting chunked scores"),
+    (
+        re.compile(r"bge-reranker|mxbai-rerank|ms-marco|cross-encoder|gte-.*rerank"),
+        False,
+        None,
+        "cross-encoder (pointwise)",
+    ),
+    (
+        re.compile(r"qwen3-reranker|jina-reranker-m0|llm|gpt"),
+        False,
+        None,
+        "LLM-based reranker whose scoring mode the documentation checked does not establish; assumed "
+        "pointwise: check its model card before trusting chunked scores",
+    ),
 ]
 
-LOCAL_WINDOW = LocalAdapter.spec.max_docs_per_request  # IDF is per request: one request = one window
+LOCAL_WINDOW = (
+    LocalAdapter.spec.max_docs_per_request
+)  # IDF is per request: one request = one window
 
 
 def model_profile(kind: str, model: str | None) -> ModelProfile:
@@ -67,9 +81,13 @@ def model_profile(kind: str, model: str | None) -> ModelProfile:
             "slightly between chunks (approximately listwise)",
         )
     if not model:
-        return ModelProfile(False, None, f"{kind}: no model named, the server default is assumed pointwise")
+        return ModelProfile(
+            False, None, f"{kind}: no model named, the server default is assumed pointwise"
+        )
     name = model.lower().rsplit("/", 1)[-1]  # "jinaai/jina-reranker-v3" -> the model name
     for pattern, listwise, window, why in KNOWN_MODELS:
         if pattern.search(name):
             return ModelProfile(listwise, window, f"{model}: {why}")
-    return ModelProfile(False, None, f"{model}: not a known model, assumed pointwise (chunking exact)")
+    return ModelProfile(
+        False, None, f"{model}: not a known model, assumed pointwise (chunking exact)"
+    )

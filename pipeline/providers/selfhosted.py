@@ -38,7 +38,9 @@ class VllmAdapter(JinaAdapter):
         never_send=frozenset({"return_documents", "top_k", "truncation"}),
     )
 
-    def build_request(self, model: str | None, query: str, documents: list[str], top_n: int) -> dict[str, Any]:
+    def build_request(
+        self, model: str | None, query: str, documents: list[str], top_n: int
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"query": query, "documents": documents, "top_n": top_n}
         if model:
             body["model"] = model

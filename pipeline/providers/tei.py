@@ -53,15 +53,25 @@ class TeiAdapter(Adapter):
         never_send=frozenset({"documents", "top_n", "model"}),
     )
 
-    def build_request(self, model: str | None, query: str, documents: list[str], top_n: int) -> dict[str, Any]:
-        return {"query": query, "texts": documents, "raw_scores": False, "truncate": True, "return_text": False}
+    def build_request(
+        self, model: str | None, query: str, documents: list[str], top_n: int
+    ) -> dict[str, Any]:
+        return {
+            "query": query,
+            "texts": documents,
+            "raw_scores": False,
+            "truncate": True,
+            "return_text": False,
+        }
 
     def parse_answer(
         self, body: bytes, n_docs: int, top_n: int, headers: Mapping[str, str] | None = None
     ) -> Answer:
         data = load_json(body)
         if not isinstance(data, list):
-            raise BadAnswer(f"answer is a JSON {type(data).__name__}, expected a list of {{index, score}}")
+            raise BadAnswer(
+                f"answer is a JSON {type(data).__name__}, expected a list of {{index, score}}"
+            )
         # TEI always answers every text: anything less is a broken answer, whatever top_n is.
         ranked = checked_results(data, n_docs, n_docs, score_key="score")
         ranked.sort(key=lambda item: (-item[1], item[0]))

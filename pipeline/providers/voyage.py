@@ -49,7 +49,9 @@ class VoyageAdapter(Adapter):
         never_send=frozenset({"top_n", "return_len", "max_chunks_per_doc"}),
     )
 
-    def build_request(self, model: str | None, query: str, documents: list[str], top_n: int) -> dict[str, Any]:
+    def build_request(
+        self, model: str | None, query: str, documents: list[str], top_n: int
+    ) -> dict[str, Any]:
         return {
             "model": model or self.spec.default_model,
             "query": query,
@@ -65,4 +67,7 @@ class VoyageAdapter(Adapter):
         data = load_json(body)
         results = checked_results(results_list(data, "data"), n_docs, top_n)
         # Only total_tokens is reported: prompt_tokens stays null rather than copied.
-        return Answer(results, ProviderUsage(total_tokens=optional_int(sub_dict(data, "usage").get("total_tokens"))))
+        return Answer(
+            results,
+            ProviderUsage(total_tokens=optional_int(sub_dict(data, "usage").get("total_tokens"))),
+        )

@@ -37,7 +37,9 @@ class XinferenceAdapter(JinaAdapter):
         never_send=frozenset({"top_k", "truncation", "max_tokens_per_doc"}),
     )
 
-    def build_request(self, model: str | None, query: str, documents: list[str], top_n: int) -> dict[str, Any]:
+    def build_request(
+        self, model: str | None, query: str, documents: list[str], top_n: int
+    ) -> dict[str, Any]:
         body = super().build_request(model, query, documents, top_n)
         body["return_len"] = True  # without it the answer carries no token counts
         return body

@@ -40,7 +40,9 @@ class InputReader:
         self.cfg = cfg
         self.sources = sources
         c = cfg.columns
-        self.batch_rows = cfg.batch_rows or (GROUPED_BATCH_ROWS if cfg.layout == "grouped" else PAIRS_BATCH_ROWS)
+        self.batch_rows = cfg.batch_rows or (
+            GROUPED_BATCH_ROWS if cfg.layout == "grouped" else PAIRS_BATCH_ROWS
+        )
         if cfg.layout == "grouped":
             self.columns = [c.query_id, c.query, c.documents, c.doc_ids]
             self.optional = {c.doc_ids}
@@ -156,7 +158,9 @@ class InputReader:
             else:
                 doc_id = _id_string(raw_id, c.doc_id, label)
             if doc_id in group.id_set:
-                raise FieldProblem("duplicate_doc_id", f"{label}: duplicate {c.doc_id} {doc_id!r} in query {qid!r}")
+                raise FieldProblem(
+                    "duplicate_doc_id", f"{label}: duplicate {c.doc_id} {doc_id!r} in query {qid!r}"
+                )
         except FieldProblem as p:
             group.problem = p
             return out
@@ -185,7 +189,9 @@ class PairsGroup:
     def finish(self) -> Item:
         assert self.query_id is not None
         if self.problem is not None:
-            return Failure(self.query_id, self.source, "input", self.problem.error, str(self.problem))
+            return Failure(
+                self.query_id, self.source, "input", self.problem.error, str(self.problem)
+            )
         return Query(self.query_id, self.text, self.documents, self.doc_ids, self.source)
 
 
@@ -196,7 +202,10 @@ class FieldProblem(Exception):
 
 
 def _bad_rows(batch: RowBatch) -> list[Item]:
-    return [Failure(None, label, "input", "unparseable_row", f"{label}: {msg}") for label, msg in batch.bad_rows]
+    return [
+        Failure(None, label, "input", "unparseable_row", f"{label}: {msg}")
+        for label, msg in batch.bad_rows
+    ]
 
 
 def _id_string(value: object, name: str, label: str) -> str:
@@ -204,7 +213,9 @@ def _id_string(value: object, name: str, label: str) -> str:
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise FieldProblem("bad_id", f"{label}: field {name!r} must be a string or integer, got {type(value).__name__}")
+    raise FieldProblem(
+        "bad_id", f"{label}: field {name!r} must be a string or integer, got {type(value).__name__}"
+    )
 
 
 def _query_id(value: object, name: str, label: str) -> str:
@@ -220,18 +231,24 @@ def _query_text(value: object, name: str, label: str) -> str:
     if value is MISSING or value is None:
         raise FieldProblem("missing_field", f"{label}: field {name!r} is missing or null")
     if not isinstance(value, str):
-        raise FieldProblem("not_text", f"{label}: field {name!r} is {type(value).__name__}, not text")
+        raise FieldProblem(
+            "not_text", f"{label}: field {name!r} is {type(value).__name__}, not text"
+        )
     if not value.strip():
         raise FieldProblem("empty_query", f"{label}: field {name!r} is empty")
     return value
 
 
-def _documents(batch: RowBatch, i: int, docs_name: str, ids_name: str, label: str) -> tuple[list[str], list[str]]:
+def _documents(
+    batch: RowBatch, i: int, docs_name: str, ids_name: str, label: str
+) -> tuple[list[str], list[str]]:
     raw = batch.columns[docs_name][i]
     if raw is MISSING or raw is None:
         raise FieldProblem("missing_field", f"{label}: field {docs_name!r} is missing or null")
     if not isinstance(raw, list):
-        raise FieldProblem("not_a_list", f"{label}: field {docs_name!r} must be a list, got {type(raw).__name__}")
+        raise FieldProblem(
+            "not_a_list", f"{label}: field {docs_name!r} must be a list, got {type(raw).__name__}"
+        )
     if not raw:
         raise FieldProblem("no_candidates", f"{label}: field {docs_name!r} is an empty list")
     ids_col = batch.columns.get(ids_name)
@@ -260,7 +277,9 @@ def _documents(batch: RowBatch, i: int, docs_name: str, ids_name: str, label: st
 _STR = {str}
 
 
-def _documents_slow(raw: list, given_ids: list | None, docs_name: str, label: str) -> tuple[list[str], list[str]]:
+def _documents_slow(
+    raw: list, given_ids: list | None, docs_name: str, label: str
+) -> tuple[list[str], list[str]]:
     docs: list[str] = []
     ids: list[str] = []
     for pos, doc in enumerate(raw):
@@ -270,9 +289,13 @@ def _documents_slow(raw: list, given_ids: list | None, docs_name: str, label: st
             doc = doc.get("text")
         if not isinstance(doc, str):
             kind = "null" if doc is None else type(doc).__name__
-            raise FieldProblem("not_text", f"{label}: field {docs_name!r}[{pos}] is {kind}, not text")
+            raise FieldProblem(
+                "not_text", f"{label}: field {docs_name!r}[{pos}] is {kind}, not text"
+            )
         if given_ids is not None:
             doc_id = given_ids[pos]
-        ids.append(str(pos) if doc_id is None else _id_string(doc_id, f"{docs_name}[{pos}].id", label))
+        ids.append(
+            str(pos) if doc_id is None else _id_string(doc_id, f"{docs_name}[{pos}].id", label)
+        )
         docs.append(doc)
     return docs, ids

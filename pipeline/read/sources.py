@@ -73,7 +73,9 @@ def resolve_sources(path: str, configured_format: str = "auto") -> list[tuple[Pa
     return [(f, detect_format(f, configured_format)) for f in files]
 
 
-def parquet_batches(path: Path, columns: list[str], optional: set[str], batch_rows: int) -> Iterator[RowBatch]:
+def parquet_batches(
+    path: Path, columns: list[str], optional: set[str], batch_rows: int
+) -> Iterator[RowBatch]:
     try:
         handle = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
     except (OSError, pa.ArrowException) as exc:
@@ -88,7 +90,9 @@ def parquet_batches(path: Path, columns: list[str], optional: set[str], batch_ro
     wanted = [c for c in columns if c in present]
     row = 0
     try:
-        for record_batch in handle.iter_batches(batch_size=batch_rows, columns=wanted, use_threads=False):
+        for record_batch in handle.iter_batches(
+            batch_size=batch_rows, columns=wanted, use_threads=False
+        ):
             n = record_batch.num_rows
             cols = {name: record_batch.column(name).to_pylist() for name in wanted}
             labels = [f"{path} row {row + i + 1}" for i in range(n)]

@@ -64,13 +64,23 @@ def results_schema(include_text: bool) -> pa.Schema:
 
 
 class OutputWriter:
-    def __init__(self, out_dir: Path, include_text: bool, flush_rows: int = 20_000, flush_seconds: float = 3.0):
+    def __init__(
+        self,
+        out_dir: Path,
+        include_text: bool,
+        flush_rows: int = 20_000,
+        flush_seconds: float = 3.0,
+    ):
         self.out_dir = out_dir
         self.include_text = include_text
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-        self.schemas = {"results": results_schema(include_text), "usage": USAGE_SCHEMA, "failures": FAILURES_SCHEMA}
+        self.schemas = {
+            "results": results_schema(include_text),
+            "usage": USAGE_SCHEMA,
+            "failures": FAILURES_SCHEMA,
+        }
         self._buffers = {name: _empty(schema) for name, schema in self.schemas.items()}
         self._usage_rows: list[tuple] = []  # becomes _buffers["usage"] at commit (add_usage)
         self._pending_rows = 0
@@ -132,7 +142,10 @@ class OutputWriter:
     def due(self) -> bool:
         if not self._pending_rows:
             return False
-        return self._pending_rows >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_seconds
+        return (
+            self._pending_rows >= self.flush_rows
+            or time.monotonic() - self._last_flush >= self.flush_seconds
+        )
 
     async def maybe_flush(self) -> None:
         if self.due():
@@ -152,10 +165,17 @@ class OutputWriter:
     async def close(self) -> None:
         await self.flush()
 
-    def _commit(self, seq: int, buffers: dict[str, dict[str, list]], queries: int, usage_rows: list[tuple]) -> None:
+    def _commit(
+        self, seq: int, buffers: dict[str, dict[str, list]], queries: int, usage_rows: list[tuple]
+    ) -> None:
         if usage_rows:
             buffers["usage"] = _usage_columns(usage_rows)
-        entry: dict[str, object] = {"seq": seq, "run": self.run_id, "queries": queries, "at": time.time()}
+        entry: dict[str, object] = {
+            "seq": seq,
+            "run": self.run_id,
+            "queries": queries,
+            "at": time.time(),
+        }
         for name, cols in buffers.items():
             n = len(next(iter(cols.values())))
             if not n:
@@ -215,8 +235,14 @@ def drop_retryable_failures(out_dir: Path) -> list[str]:
     kept = table.filter(pa.compute.invert(retryable))
     seq = _next_seq(out_dir)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-retry"
-    entry: dict[str, object] = {"seq": seq, "run": run_id, "queries": 0, "at": time.time(),
-                                "replaces": {"failures": [p.name for p in old]}, "failures": None}
+    entry: dict[str, object] = {
+        "seq": seq,
+        "run": run_id,
+        "queries": 0,
+        "at": time.time(),
+        "replaces": {"failures": [p.name for p in old]},
+        "failures": None,
+    }
     if kept.num_rows:
         final = f"part-{seq:06d}-{run_id}.parquet"
         tmp = out_dir / "failures" / f".{final}.tmp"
