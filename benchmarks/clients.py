@@ -315,13 +315,13 @@ def offline(p: dict) -> dict:
 
     import orjson
 
-    from pipeline.call.transport import Reply, Transport
     from pipeline.chunk import plan_chunks
     from pipeline.merge import PendingQuery
     from pipeline.providers.jina import JinaAdapter
     from pipeline.read import open_input
     from pipeline.records import ChunkScores
     from pipeline.runner import JobRun
+    from pipeline.transport import Reply, Transport
     from pipeline.write import OutputWriter
 
     n_per_chunk = p["max_docs"]

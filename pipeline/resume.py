@@ -20,8 +20,8 @@ import orjson
 import pyarrow.parquet as pq
 
 from pipeline.config import JobConfig
+from pipeline.errors import SetupError
 from pipeline.read import resolve_sources
-from pipeline.setup import SetupError
 from pipeline.write import DATASETS, committed_parts, drop_retryable_failures
 from pipeline.write.parts import MANIFEST
 

@@ -22,8 +22,7 @@ import orjson
 from pipeline.accounting.cost import summary_cost
 from pipeline.accounting.stats import JobStats
 from pipeline.call.client import ChunkFailed, RerankClient
-from pipeline.call.errors import AuthError
-from pipeline.call.transport import HttpTransport, LocalTransport, Transport
+from pipeline.call.http import HttpTransport
 from pipeline.chunk import (
     estimate_tokens,
     estimate_tokens_many,
@@ -32,10 +31,12 @@ from pipeline.chunk import (
     plan_chunks,
 )
 from pipeline.config import JobConfig, to_toml
+from pipeline.errors import AuthError
 from pipeline.limit import Limits
 from pipeline.merge import PendingQuery
 from pipeline.progress import Progress
 from pipeline.providers import get_adapter
+from pipeline.providers.local import LocalTransport
 from pipeline.providers.models import model_profile
 from pipeline.read import InputError, open_input
 from pipeline.records import Chunk, Failure, Query
@@ -47,6 +48,7 @@ from pipeline.setup import (
     resolve_model,
     resolve_url,
 )
+from pipeline.transport import Transport
 from pipeline.write import OutputWriter
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_SETUP, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -292,7 +294,7 @@ class JobRun:
                             chunk.query.query_id,
                             chunk.query.source,
                             "request",
-                            f"http_{err.status}" if err.status else err.error,
+                            err.key,
                             f"chunk {chunk.number} ({chunk.n_docs} documents): {err.message}",
                             retryable=err.retryable,
                         )
@@ -341,7 +343,7 @@ class JobRun:
                     query.query_id,
                     query.source,
                     "request",
-                    f"http_{err.status}" if err.status else err.error,
+                    err.key,
                     f"final pass ({len(leaders)} documents): {err.message}",
                     retryable=err.retryable,
                 )

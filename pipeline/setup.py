@@ -13,13 +13,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pipeline.config import JobConfig
+from pipeline.errors import SetupError
 from pipeline.providers import Adapter
 
 FALLBACK_KEY_ENV = "RERANK_API_KEY"
-
-
-class SetupError(Exception):
-    pass
 
 
 def resolve_key(cfg: JobConfig, adapter: Adapter) -> tuple[str | None, str | None]:
