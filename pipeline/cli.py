@@ -12,9 +12,9 @@ import sys
 
 from pipeline import __version__
 from pipeline.config import ConfigError, load_job
+from pipeline.errors import SetupError
 from pipeline.read import InputError
 from pipeline.runner import EXIT_SETUP, JobRun, Outcome
-from pipeline.setup import SetupError
 
 
 def build_parser() -> argparse.ArgumentParser:

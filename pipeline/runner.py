@@ -34,6 +34,13 @@ from pipeline.config import JobConfig, to_toml
 from pipeline.errors import AuthError
 from pipeline.limit import Limits
 from pipeline.merge import PendingQuery
+from pipeline.preflight import (
+    check_chunk_size,
+    prepare_output_dir,
+    resolve_key,
+    resolve_model,
+    resolve_url,
+)
 from pipeline.progress import Progress
 from pipeline.providers import get_adapter
 from pipeline.providers.local import LocalTransport
@@ -41,13 +48,6 @@ from pipeline.providers.models import model_profile
 from pipeline.read import InputError, open_input
 from pipeline.records import Chunk, Failure, Query
 from pipeline.resume import ResumeState, prepare_resume
-from pipeline.setup import (
-    check_chunk_size,
-    prepare_output_dir,
-    resolve_key,
-    resolve_model,
-    resolve_url,
-)
 from pipeline.transport import Transport
 from pipeline.write import OutputWriter
 
@@ -256,7 +256,7 @@ class JobRun:
         self.seen.add(qid)
         if self.resume.is_done(qid):
             self.stats.queries_skipped += 1
-            self.progress.advance(0)
+            self.progress.advance()
             return []
         self.stats.documents_read += len(item.documents)
         doc_tokens = estimate_tokens_many(item.documents)  # once, for both steps below
@@ -320,7 +320,7 @@ class JobRun:
                     self.writer.add_ranked_columns(state.query, positions, scores)
                 self.stats.queries_ranked += 1
                 self.stats.documents_ranked += len(state.query.documents)
-                self.progress.advance(len(state.query.documents))
+                self.progress.advance()
             await self.writer.maybe_flush()
 
     async def _final_pass(self, state: PendingQuery) -> list | None:
@@ -374,7 +374,7 @@ class JobRun:
         self.writer.add_failure(failure)
         self.stats.queries_failed += 1
         self.stats.failures_by_error[failure.error] += 1
-        self.progress.advance(0)
+        self.progress.advance()
 
     async def _tick(self) -> None:
         """Flush on time even when no query completes (slow servers, long retries)."""

@@ -95,8 +95,8 @@ def test_cli_missing_input_exits_2_before_any_request(tmp_path):
 
 
 def test_hosted_provider_without_key_says_what_to_do(tmp_path, monkeypatch):
+    from pipeline.errors import SetupError
     from pipeline.runner import JobRun
-    from pipeline.setup import SetupError
     from tests.helpers import make_queries, write_grouped_jsonl
 
     monkeypatch.delenv("JINA_API_KEY", raising=False)
