@@ -7,7 +7,7 @@ from collections import deque
 import orjson
 import pytest
 
-from pipeline.runner import EXIT_AUTH, EXIT_OK, EXIT_SOME_FAILED
+from pipeline.run import EXIT_AUTH, EXIT_OK, EXIT_SOME_FAILED
 from tests.fake_server import Knobs, reference_ranking, running_server
 from tests.helpers import (
     failures,
