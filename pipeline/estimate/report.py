@@ -124,7 +124,7 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _n(value) -> str:
+def _n(value: float | None) -> str:
     return "not reported" if value is None else f"{value:,}"
 
 
