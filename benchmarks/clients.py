@@ -4,7 +4,7 @@
 
 prints one `RESULT {...}` line. KIND is one of:
 
-    pipeline   the real job (read Parquet -> chunk -> call -> merge -> write), via JobRun
+    pipeline   the real job (read Parquet -> chunk -> call -> merge -> write), via run_job
     ceiling    a minimal aiohttp loop: the same request bodies (built before the clock
                starts), the same concurrency, post + read + orjson.loads of each answer
     hand       what users write by hand: read the file, asyncio.gather over one coroutine
@@ -62,8 +62,8 @@ def _job_config(p: dict):
     return load_job_text("\n".join(lines))
 
 
-def _result_from_job(job, wall: float, cpu: float) -> dict:
-    s = job.stats
+def _result_from_outcome(outcome, wall: float, cpu: float) -> dict:
+    s = outcome.stats
     return {
         "wall_s": wall,
         "cpu_s": cpu,
@@ -79,7 +79,7 @@ def _result_from_job(job, wall: float, cpu: float) -> dict:
 
 # -- pipeline ---------------------------------------------------------------------------
 def pipeline(p: dict) -> dict:
-    from pipeline.runner import JobRun
+    from pipeline.run import prepare_job, run_job
 
     cfg = _job_config(p)
     rss_imported = peak_rss_mb()
@@ -90,9 +90,7 @@ def pipeline(p: dict) -> dict:
         profiler = Profiler(interval=0.0005, async_mode="enabled")
         profiler.start()
     cpu0, t0 = time.process_time(), time.perf_counter()
-    job = JobRun(cfg, quiet=True)
-    job.prepare()
-    outcome = asyncio.run(job.run())
+    outcome = asyncio.run(run_job(prepare_job(cfg), quiet=True))
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     if profiler is not None:
         profiler.stop()
@@ -100,7 +98,7 @@ def pipeline(p: dict) -> dict:
             profiler.output_text(unicode=True, color=False, show_all=False)
         )
         Path(p["profile"]).with_suffix(".html").write_text(profiler.output_html())
-    out = _result_from_job(job, wall, cpu)
+    out = _result_from_outcome(outcome, wall, cpu)
     out.update(exit_code=outcome.exit_code, rss_after_imports_mb=rss_imported)
     return out
 
@@ -315,13 +313,13 @@ def offline(p: dict) -> dict:
 
     import orjson
 
-    from pipeline.call.transport import Reply, Transport
     from pipeline.chunk import plan_chunks
     from pipeline.merge import PendingQuery
     from pipeline.providers.jina import JinaAdapter
     from pipeline.read import open_input
     from pipeline.records import ChunkScores
-    from pipeline.runner import JobRun
+    from pipeline.run import prepare_job, run_job
+    from pipeline.transport import Reply
     from pipeline.write import OutputWriter
 
     n_per_chunk = p["max_docs"]
@@ -341,7 +339,7 @@ def offline(p: dict) -> dict:
             )
         )
 
-    class InstantTransport(Transport):
+    class InstantTransport:  # a pipeline.transport.Transport
         url = "instant://"
 
         def __init__(self) -> None:
@@ -351,14 +349,16 @@ def offline(p: dict) -> dict:
             self.n += 1
             return Reply(200, templates[self.n & 7], {})
 
+        async def close(self) -> None:
+            return None
+
     cfg = _job_config(p)
     cpu0, t0 = time.process_time(), time.perf_counter()
-    job = JobRun(cfg, quiet=True)
-    job.prepare()
-    job._transport = InstantTransport  # the network, replaced by an instant answer
-    asyncio.run(job.run())
+    job = prepare_job(cfg)
+    # The network, replaced by an instant answer.
+    outcome = asyncio.run(run_job(job, transport=InstantTransport(), quiet=True))
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    out = _result_from_job(job, wall, cpu)
+    out = _result_from_outcome(outcome, wall, cpu)
 
     # Stage by stage, the same work without the event loop.
     adapter = JinaAdapter()

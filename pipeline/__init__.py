@@ -5,7 +5,8 @@ The data flow mirrors the package layout::
     read/ -> chunk/ -> limit/ -> call/ (+ providers/) -> merge/ -> write/
                                    accounting/ counts beside every stage
 
-`pipeline.runner.run_job` wires the stages together; `pipeline.cli` is the command line.
+`pipeline.run` prepares a job and wires the stages together (`prepare_job`, `run_job`);
+`pipeline.errors` holds the exceptions every layer shares; `pipeline.cli` is the command line.
 """
 
 __version__ = "0.1.0"

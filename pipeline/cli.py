@@ -11,10 +11,9 @@ import asyncio
 import sys
 
 from pipeline import __version__
-from pipeline.config import ConfigError, load_job
-from pipeline.read import InputError
-from pipeline.runner import EXIT_SETUP, JobRun, Outcome
-from pipeline.setup import SetupError
+from pipeline.config import JobConfig, load_job
+from pipeline.errors import ConfigError, InputError, SetupError
+from pipeline.run import EXIT_INTERRUPTED, EXIT_SETUP, Outcome, prepare_job, run_job
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_optional_commands(sub) -> None:
+def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     try:
         from pipeline.evaluate.command import add_eval_parser
     except ImportError:  # pragma: no cover - evaluation is part of the package
@@ -68,10 +67,7 @@ def _add_optional_commands(sub) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         cfg = load_job(args.job, args.overrides)
-        job = JobRun(
-            cfg, quiet=args.quiet, overwrite=args.overwrite, retry_failed=args.retry_failed
-        )
-        job.prepare()
+        job = prepare_job(cfg, overwrite=args.overwrite, retry_failed=args.retry_failed)
         if args.retry_failed and not args.quiet:
             print(
                 f"retrying {job.resume.retrying} queries that failed with transient errors",
@@ -81,13 +77,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_SETUP
     try:
-        outcome = asyncio.run(job.run())
+        outcome = asyncio.run(run_job(job, quiet=args.quiet))
     except KeyboardInterrupt:  # a second Ctrl-C: give up the grace period
         print(
             "interrupted: finished work is saved; run the same command again to resume",
             file=sys.stderr,
         )
-        return 130
+        return EXIT_INTERRUPTED
     except InputError as exc:  # a file that became unreadable mid-run
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_SETUP
@@ -96,24 +92,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     if outcome.message:
         print(outcome.message, file=sys.stderr)
     if cfg.eval.qrels and outcome.exit_code in (0, 1):
-        code = run_job_eval(cfg, quiet=args.quiet)
+        code = run_job_eval(cfg, cfg.eval.qrels, quiet=args.quiet)
         if code:
             return code
     return outcome.exit_code
 
 
-def run_job_eval(cfg, quiet: bool) -> int:
+def run_job_eval(cfg: JobConfig, qrels: str, quiet: bool) -> int:
     """The job's [eval] section: score the run against its judgments right after it."""
     from pathlib import Path
 
     from pipeline.evaluate import EvalInputError, evaluate_output_dir
 
     if not quiet:
-        print(f"\nevaluation against {cfg.eval.qrels}:", file=sys.stderr)
+        print(f"\nevaluation against {qrels}:", file=sys.stderr)
     try:
         evaluate_output_dir(
             Path(cfg.output.dir),
-            Path(cfg.eval.qrels),
+            Path(qrels),
             k=cfg.eval.k,
             relevance_threshold=cfg.eval.relevance_threshold,
             print_table=not quiet,
@@ -152,7 +148,7 @@ def print_summary(outcome: Outcome, out_dir: str) -> None:
     print("\n".join(lines), file=sys.stderr)
 
 
-def _usd(value) -> str:
+def _usd(value: float | None) -> str:
     return "unknown (no price for this model: set [pricing])" if value is None else f"${value:,.4f}"
 
 

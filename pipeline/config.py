@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.accounting.prices import PricingError, check_pricing
+from pipeline.errors import ConfigError
+from pipeline.providers import known_kinds
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-
-class ConfigError(Exception):
-    """An invalid job file or override; the message says which key and how to fix it."""
 
 
 @dataclass(slots=True)
@@ -184,7 +184,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 
 
 def _convert(hint: Any, value: Any, key: str) -> Any:
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, key + ".")
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
@@ -237,14 +237,10 @@ def validate(cfg: JobConfig) -> None:
             raise ConfigError(f"{key} = {value!r}: must be greater than 0")
     if any(k <= 0 for k in cfg.eval.k):
         raise ConfigError(f"eval.k = {cfg.eval.k!r}: cutoffs must be positive integers")
-    from pipeline.providers import known_kinds  # late import: providers import config types
-
     if cfg.provider.kind not in known_kinds():
         raise ConfigError(
             f"provider.kind = {cfg.provider.kind!r}: must be one of {', '.join(known_kinds())}"
         )
-    from pipeline.accounting.prices import PricingError, check_pricing
-
     try:
         check_pricing(cfg.pricing)
     except PricingError as exc:

@@ -19,7 +19,8 @@ class Progress:
         )
         self._last = 0.0
 
-    def advance(self, documents: int) -> None:
+    def advance(self) -> None:
+        """One more input item accounted for: ranked, failed or skipped."""
         self.bar.update(1)
         now = time.monotonic()
         if now - self._last > 0.5:

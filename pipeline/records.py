@@ -56,10 +56,6 @@ class Chunk:
             return [self.query.documents[p] for p in self.positions]
         return self.query.documents[self.start : self.stop]
 
-    def input_position(self, index: int) -> int:
-        """The input position of the request's `index`-th document."""
-        return self.positions[index] if self.positions is not None else self.start + index
-
 
 @dataclass(slots=True)
 class ProviderUsage:

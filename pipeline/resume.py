@@ -15,13 +15,14 @@ import hashlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyarrow.parquet as pq
 
 from pipeline.config import JobConfig
+from pipeline.errors import SetupError
 from pipeline.read import resolve_sources
-from pipeline.setup import SetupError
 from pipeline.write import DATASETS, committed_parts, drop_retryable_failures
 from pipeline.write.parts import MANIFEST
 
@@ -49,7 +50,7 @@ def job_identity(cfg: JobConfig) -> dict:
     return orjson.loads(orjson.dumps(identity))  # JSON-native, as it is stored
 
 
-def vars_of(obj) -> dict:
+def vars_of(obj: Any) -> dict:
     return {name: getattr(obj, name) for name in obj.__slots__}
 
 
@@ -61,7 +62,6 @@ def fingerprint(identity: dict) -> str:
 class ResumeState:
     done_ids: set[str] = field(default_factory=set)
     failure_sources: set[str] = field(default_factory=set)
-    resumed: bool = False
     retrying: int = 0  # transient failures taken out of failures/ to be run again
     ranked_earlier: int = 0  # queries in results/ before this run
     failed_earlier: int = 0  # rows in failures/ before this run
@@ -106,7 +106,7 @@ def prepare_resume(
     if retry_failed:
         retrying = drop_retryable_failures(out_dir)
     parts = committed_parts(out_dir)
-    state = ResumeState(resumed=any(parts.values()), retrying=len(retrying))
+    state = ResumeState(retrying=len(retrying))
     for path in parts["results"]:
         column = pq.read_table(path, columns=["query_id"]).column("query_id")
         state.done_ids.update(column.unique().to_pylist())

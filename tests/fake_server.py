@@ -8,8 +8,8 @@ happen), so one unchunked request's ranking is known exactly: `reference_ranking
 
 Knobs: a document limit (413 above it), a required key (401 otherwise), queries answered
 with 400, a requests-per-second ceiling (429 above it, optional Retry-After), a latency,
-and `script`: a queue of one-shot faults for the next requests ("429", "500", "503",
-"408", "hang", "garbage", "truncated", "bad_index", "dup_index", "nan", "short", "reset",
+and `script`: a queue of one-shot faults for the next requests ("401", "429", "500",
+"503", "408", "hang", "garbage", "truncated", "bad_index", "dup_index", "nan", "short", "reset",
 "429_bare": a 429 without Retry-After).
 
 Other wire formats (tests/fake_providers.py) subclass the server and override the hooks
@@ -184,7 +184,7 @@ class FakeRerankServer:
                     query,
                 )
             self._window.append(now)
-        if fault in ("429", "500", "503", "408"):
+        if fault in ("401", "429", "500", "503", "408"):
             status = int(fault)
             headers = {"Retry-After": "0"} if status in (429, 503) else {}
             return self._reply(

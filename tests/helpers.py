@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.config import JobConfig, load_job_text
-from pipeline.runner import JobRun, Outcome
+from pipeline.run import Outcome, prepare_job, run_job
 
 WORDS = [
     "solar",
@@ -136,9 +136,8 @@ def job_config(
 
 
 async def run(cfg: JobConfig, **kwargs) -> Outcome:
-    job = JobRun(cfg, quiet=True, **kwargs)
-    job.prepare()
-    return await job.run()
+    """Prepare and run a job as the CLI does (kwargs: overwrite, retry_failed), quietly."""
+    return await run_job(prepare_job(cfg, **kwargs), quiet=True)
 
 
 def results(out_dir: Path) -> pl.DataFrame:

@@ -95,8 +95,8 @@ def test_cli_missing_input_exits_2_before_any_request(tmp_path):
 
 
 def test_hosted_provider_without_key_says_what_to_do(tmp_path, monkeypatch):
-    from pipeline.runner import JobRun
-    from pipeline.setup import SetupError
+    from pipeline.errors import SetupError
+    from pipeline.run import prepare_job
     from tests.helpers import make_queries, write_grouped_jsonl
 
     monkeypatch.delenv("JINA_API_KEY", raising=False)
@@ -108,4 +108,4 @@ def test_hosted_provider_without_key_says_what_to_do(tmp_path, monkeypatch):
     with pytest.raises(
         SetupError, match=r"JINA_API_KEY is not set: export it .* or set provider.api_key_env"
     ):
-        JobRun(cfg).prepare()
+        prepare_job(cfg)

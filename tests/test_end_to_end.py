@@ -7,7 +7,7 @@ from collections import deque
 import orjson
 import pytest
 
-from pipeline.runner import EXIT_AUTH, EXIT_OK, EXIT_SOME_FAILED
+from pipeline.run import EXIT_AUTH, EXIT_OK, EXIT_SOME_FAILED
 from tests.fake_server import Knobs, reference_ranking, running_server
 from tests.helpers import (
     failures,
@@ -329,3 +329,25 @@ async def test_listwise_model_warns_and_final_pass_reranks_the_leaders_in_one_re
     assert actual_rows(out_dir / "final") == expected_rows(queries, 10)
     u = usage(out_dir / "final")
     assert u.filter(u["query_id"] == "q0000")["chunk"].to_list() == [0, 1, 2, 3]
+
+
+async def test_401_on_a_final_pass_stops_the_job_as_on_any_request(tmp_path, out_dir):
+    queries = make_queries(1, 65, seed=16)  # 2 chunks of at most 64, then a final pass
+    path = write_grouped_parquet(tmp_path / "in.parquet", queries)
+    knobs = Knobs(max_docs=64, script=deque(["none", "none", "401"]))
+    async with running_server(knobs) as server:
+        cfg = job_config(
+            path,
+            out_dir,
+            server.base_url,
+            provider__model='"jina-reranker-v3"',
+            limits__max_docs_per_request=64,
+            limits__max_concurrency=1,
+            limits__final_pass="true",
+        )
+        outcome = await run(cfg)
+    assert server.statuses() == [200, 200, 401]
+    assert outcome.exit_code == EXIT_AUTH and "HTTP 401" in outcome.message
+    summary = orjson.loads((out_dir / "summary.json").read_bytes())
+    assert summary["status"] == "auth_error" and summary["queries"]["ranked"] == 0
+    assert not list((out_dir / "results").glob("*.parquet"))

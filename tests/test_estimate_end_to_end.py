@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.estimate import estimate_job, load_calibration, run_report
-from pipeline.runner import EXIT_OK
+from pipeline.run import EXIT_OK
 from tests.fake_providers import SERVERS
 from tests.fake_server import running_server
 from tests.helpers import job_config, make_queries, run, write_grouped_parquet

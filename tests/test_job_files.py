@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import load_job
-from pipeline.runner import EXIT_OK
+from pipeline.run import EXIT_OK
 from tests.helpers import results, run
 
 JOBS = sorted((Path(__file__).resolve().parents[1] / "jobs").glob("*.toml"))

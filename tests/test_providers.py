@@ -11,7 +11,7 @@ import importlib
 import orjson
 import pytest
 
-from pipeline.call.errors import BadAnswer
+from pipeline.errors import BadAnswer
 from pipeline.providers import ADAPTERS, get_adapter, known_kinds, model_profile
 from pipeline.records import ProviderUsage
 

@@ -7,7 +7,7 @@ from collections import deque
 
 import pytest
 
-from pipeline.runner import EXIT_OK, EXIT_SOME_FAILED
+from pipeline.run import EXIT_OK, EXIT_SOME_FAILED
 from tests.fake_providers import SERVERS
 from tests.fake_server import Knobs, pair_tokens, reference_ranking, running_server
 from tests.helpers import (

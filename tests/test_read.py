@@ -11,7 +11,7 @@ import pytest
 from pipeline.config import InputConfig
 from pipeline.read import InputError, open_input
 from pipeline.records import Failure, Query
-from pipeline.runner import EXIT_SOME_FAILED
+from pipeline.run import EXIT_SOME_FAILED
 from tests.helpers import failures, job_config, make_queries, results, run, write_grouped_parquet
 
 

@@ -8,8 +8,9 @@ import orjson
 import pytest
 
 from pipeline.chunk import estimate_tokens
-from pipeline.runner import EXIT_OK, EXIT_SOME_FAILED
-from pipeline.setup import SetupError, warn_plain_http
+from pipeline.errors import SetupError
+from pipeline.preflight import warn_plain_http
+from pipeline.run import EXIT_OK, EXIT_SOME_FAILED
 from tests.fake_server import FakeRerankServer, Knobs, reference_ranking, running_server
 from tests.helpers import (
     failures,

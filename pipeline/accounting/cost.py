@@ -40,6 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.accounting.prices import Price, price_for
+from pipeline.providers import get_adapter
 
 DOCS_PER_SEARCH_UNIT = 100
 SEARCH_UNIT_DOCUMENT_TOKENS = 500
@@ -89,8 +90,6 @@ class Billing:
 
 def job_billing(kind: str, model: str | None, pricing: dict[str, float]) -> Billing:
     """The billing of a job's provider: `spec.billing`, self-hosted kinds free unless priced."""
-    from pipeline.providers import get_adapter  # late: providers import accounting types
-
     spec = get_adapter(kind).spec
     model = model or spec.default_model
     price = price_for(kind, model, pricing)

@@ -4,6 +4,9 @@
 >>> stats.queries_read += 2; stats.queries_ranked += 1; stats.queries_failed += 1
 >>> stats.accounted_for()
 True
+
+The call layer counts requests through `count_attempt`, `count_retry`, `count_error`,
+`count_answer` and `add_usage` (its `CallCounters` protocol), so it never imports this.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from pipeline.call.errors import ProviderError, RateLimited
+from pipeline.errors import ProviderError, RateLimited
 from pipeline.records import UsageRecord
 
 
@@ -42,11 +45,19 @@ class JobStats:
     started: float = field(default_factory=time.monotonic)
     started_at: float = field(default_factory=time.time)
 
+    def count_attempt(self) -> None:
+        self.attempts += 1
+
+    def count_retry(self) -> None:
+        self.retries += 1
+
+    def count_answer(self) -> None:
+        self.requests += 1
+
     def count_error(self, err: ProviderError) -> None:
         if isinstance(err, RateLimited):
             self.http_429 += 1
-        key = f"http_{err.status}" if err.status is not None else err.error
-        self.errors[key] += 1
+        self.errors[err.key] += 1
 
     def add_usage(self, usage: UsageRecord) -> None:
         self.estimated_tokens += usage.estimated_tokens

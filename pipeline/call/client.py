@@ -5,7 +5,7 @@
     answer = adapter.parse_answer(reply.body, ...)   # or parse_error -> exception tree
 
 This is the single boundary where transport exceptions and HTTP statuses become
-`ProviderError`s. Retried: 408, 429, 5xx, connection errors, timeouts and invalid answers,
+`ProviderError`s (`pipeline.errors`). Retried: 408, 429, 5xx, connection errors, timeouts and invalid answers,
 with exponential backoff and full jitter, a Retry-After header as a floor under the wait,
 at most `max_attempts` times and for at most `max_retry_time_s` in all.
 """
@@ -19,12 +19,12 @@ import math
 import random
 import time
 from collections.abc import Mapping
+from typing import Protocol
 
 import aiohttp
 import orjson
 
-from pipeline.accounting.stats import JobStats
-from pipeline.call.errors import (
+from pipeline.errors import (
     AuthError,
     ProviderError,
     RateLimited,
@@ -34,10 +34,10 @@ from pipeline.call.errors import (
     TransportError,
     redact,
 )
-from pipeline.call.transport import Reply, Transport
 from pipeline.limit import Limits
 from pipeline.providers.base import Adapter, Answer
 from pipeline.records import Chunk, ChunkScores, UsageRecord
+from pipeline.transport import Reply, Transport
 
 BACKOFF_BASE_S = 0.5
 MESSAGE_LIMIT = 500
@@ -52,13 +52,27 @@ class ChunkFailed(Exception):
         self.usage = usage
 
 
+class CallCounters(Protocol):
+    """What the client reports while it works (`pipeline.accounting.JobStats` is one)."""
+
+    def count_attempt(self) -> None: ...  # every request sent, retries included
+
+    def count_retry(self) -> None: ...
+
+    def count_error(self, err: ProviderError) -> None: ...  # every failed attempt
+
+    def count_answer(self) -> None: ...  # a chunk answered and validated
+
+    def add_usage(self, usage: UsageRecord) -> None: ...  # one per chunk, answered or not
+
+
 class RerankClient:
     def __init__(
         self,
         adapter: Adapter,
         transport: Transport,
         limits: Limits,
-        stats: JobStats,
+        counters: CallCounters,
         *,
         model: str | None,
         key_env: str | None,
@@ -71,7 +85,7 @@ class RerankClient:
         self.adapter = adapter
         self.transport = transport
         self.limits = limits
-        self.stats = stats
+        self.counters = counters
         self.model = model
         self.key_env = key_env
         self.secrets = secrets
@@ -96,7 +110,7 @@ class RerankClient:
             status, latency_ms = None, None  # this attempt's, not an earlier one's
             try:
                 async with self.limits.slot(chunk.estimated_tokens):
-                    self.stats.attempts += 1
+                    self.counters.count_attempt()
                     sent = loop.time()
                     try:
                         reply = await self.transport.post(body)
@@ -107,7 +121,7 @@ class RerankClient:
                 status = reply.status
                 answer = self._interpret(reply, chunk)
             except TransientError as err:
-                self.stats.count_error(err)
+                self.counters.count_error(err)
                 wait = self._backoff(attempt, err.retry_after)
                 spent = loop.time() - first
                 if attempt >= self.max_attempts or spent + wait > self.max_retry_time_s:
@@ -126,16 +140,16 @@ class RerankClient:
                     # Only a wait we will really take pauses the others: it is bounded by
                     # the retry budget checked above, so a huge Retry-After cannot stall the job.
                     self.limits.cooldown.extend(wait)
-                self.stats.retries += 1
+                self.counters.count_retry()
                 await asyncio.sleep(wait)
                 continue
             except RequestRejected as err:
-                self.stats.count_error(err)
+                self.counters.count_error(err)
                 err.message = redact(err.message, self.secrets)
                 raise ChunkFailed(
                     err, self._usage(chunk, attempt, status, latency_ms, started_at, None)
                 ) from err
-            self.stats.requests += 1
+            self.counters.count_answer()
             usage = self._usage(chunk, attempt, status, latency_ms, started_at, answer)
             positions, scores = _columns(answer.results, chunk)
             return ChunkScores(chunk, positions, scores, usage)
@@ -204,14 +218,14 @@ class RerankClient:
             billing=self.adapter.spec.billing,
             started_at=started_at,
         )
-        self.stats.add_usage(record)
+        self.counters.add_usage(record)
         return record
 
 
 def _columns(results: list[tuple[int, float]], chunk: Chunk) -> tuple[list[int], list[float]]:
-    """(index, score) pairs as two columns, indices mapped to input positions
-    (chunk.input_position for each): transposed and mapped by C iterators, since this runs
-    for every document ranked."""
+    """(index, score) pairs as two columns, indices mapped to input positions (through
+    `chunk.positions` for a final pass, else offset by `chunk.start`): transposed and mapped
+    by C iterators, since this runs for every document ranked."""
     if not results:
         return [], []
     indices, scores = zip(*results, strict=True)

@@ -19,7 +19,14 @@ from itertools import accumulate
 from pipeline.chunk.tokens import estimate_tokens, estimate_tokens_many, truncate_to_tokens
 from pipeline.records import Chunk, Query
 
-__all__ = ["estimate_tokens", "estimate_tokens_many", "fit_documents", "plan_chunks", "pair_tokens"]
+__all__ = [
+    "estimate_tokens",
+    "estimate_tokens_many",
+    "fit_documents",
+    "pair_tokens",
+    "plan_chunks",
+    "plan_final_pass",
+]
 
 
 def fit_documents(
@@ -108,3 +115,12 @@ def _chunk(
 ) -> Chunk:
     size = stop - start
     return Chunk(query, number, start, stop, tokens, size if top_n is None else min(top_n, size))
+
+
+def plan_final_pass(query: Query, leaders: list[int], number: int, top_n: int | None) -> Chunk:
+    """One more request for a chunked query: its merged `leaders` (input positions),
+    re-ranked in a single listwise context. `number` follows the query's last chunk."""
+    q_tokens = estimate_tokens(query.text)
+    tokens = sum(pair_tokens(q_tokens, estimate_tokens(query.documents[p])) for p in leaders)
+    asked = len(leaders) if top_n is None else min(top_n, len(leaders))
+    return Chunk(query, number, 0, 0, tokens, asked, positions=leaders)

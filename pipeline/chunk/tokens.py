@@ -22,8 +22,8 @@ Rules, and why:
   SentencePiece (XLM-R: `remove_extra_whitespaces`) and most BPE pre-tokenizers collapse
   them, so padded or indented text would otherwise be over-counted.
 
-For plain single-spaced ASCII this is exactly the former UTF-8 bytes / 4. The estimate
-plans chunks and rate limits; `usage/` keeps what the provider reported beside it, and
+For plain single-spaced ASCII the estimate is ceil(characters / 4). It plans chunks and
+rate limits; `usage/` keeps what the provider reported beside it, and
 `rerank-pipeline estimate --calibrate OUTDIR` scales it to a provider's real counts.
 """
 
@@ -104,10 +104,9 @@ def truncate_to_tokens(text: str, max_tokens: int) -> str:
         >>> truncate_to_tokens("日本語の検索", 2)
         '日本'
 
-    `pipeline.chunk.fit_documents` cuts at `max_tokens * 4` bytes, the inverse of the
-    former bytes/4 rule; under this estimate a CJK prefix of that length is over the limit,
-    so this is the cut to use (binary search over the prefix length: the estimate only
-    grows with the prefix).
+    `pipeline.chunk.fit_documents` cuts over-long documents with it. A fixed cut at
+    `max_tokens * 4` characters would not do: a CJK prefix of that length estimates at four
+    times the limit. Binary search over the prefix length: the estimate only grows with it.
     """
     if estimate_tokens(text) <= max_tokens:
         return text

@@ -17,13 +17,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
+
+if TYPE_CHECKING:
+    from pipeline.estimate.plan import Estimate
 
 EXIT_OK, EXIT_SETUP = 0, 2
 
 
-def add_estimate_parser(subparsers) -> argparse.ArgumentParser:
+def add_estimate_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "estimate", help="plan a job's requests and price them, sending nothing"
     )
@@ -59,7 +63,7 @@ def add_estimate_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def add_report_parser(subparsers) -> argparse.ArgumentParser:
+def add_report_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "report", help="requests, attempts, tokens and cost of a finished run"
     )
@@ -132,7 +136,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def format_estimate(est, job: str, target: Path) -> str:
+def format_estimate(est: Estimate, job: str, target: Path) -> str:
     p = est.provider
     how = "heuristic"
     if est.tokens_tokenizer is not None:

@@ -7,25 +7,27 @@
     >>> est.queries, est.requests, est.cost_usd
     (36, 67, 0.0)
 
-The plan is the runner's own: `pipeline.read` streams the input, and each query goes
-through `fit_documents` and `plan_chunks` with the very limits a `JobRun` of this job
-would use (it is built here and only its settings are read), so `requests` is what the
-run would send, final-pass requests of listwise models included (an estimate: which
-documents lead is known only after scoring).
+The plan is the runner's own: `pipeline.read` streams the input, and each item goes
+through `pipeline.run.admit` with the job's `RunSettings`, exactly as in a run, so
+`requests` is what the run would send, final-pass requests of listwise models included
+(an estimate: which documents lead is known only after scoring).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from pipeline.accounting.cost import job_billing, search_units, token_units
-from pipeline.chunk import estimate_tokens, fit_documents, plan_chunks
+from pipeline.accounting.cost import Billing, cost_usd, job_billing, search_units, token_units
+from pipeline.chunk import estimate_tokens
 from pipeline.config import JobConfig
 from pipeline.estimate.calibrate import Calibration
 from pipeline.estimate.timing import time_estimate
 from pipeline.read import open_input
-from pipeline.records import Failure
+from pipeline.records import Chunk, Query
+from pipeline.run.admission import Admitted, admit
+from pipeline.run.settings import resolve_settings
 
 
 @dataclass(slots=True)
@@ -60,7 +62,7 @@ class Estimate:
 def estimate_job(
     cfg: JobConfig,
     *,
-    count_tokens=None,
+    count_tokens: Callable[[list[str]], list[int]] | None = None,
     calibration: Calibration | None = None,
     latency_ms: float | None = None,
 ) -> Estimate:
@@ -70,13 +72,9 @@ def estimate_job(
     `calibration`: ratios from an earlier run's usage/ of the same provider.
     `latency_ms`: typical latency of one request; else the calibration run's mean.
     """
-    from pipeline.runner import JobRun  # late: the runner imports much more than we need
-
     started = time.monotonic()
-    run = JobRun(cfg, quiet=True)  # only its settings are read: nothing is prepared or sent
+    settings = resolve_settings(cfg)
     billing = job_billing(cfg.provider.kind, cfg.provider.model, cfg.pricing)
-    final_window = getattr(run, "final_window", None)
-    max_tokens = getattr(run, "max_tokens", cfg.limits.max_tokens_per_request)
     est = Estimate(
         billing=billing.basis,
         price=billing.describe(),
@@ -89,28 +87,22 @@ def estimate_job(
     reader.check()
     for batch in reader.batches():
         for item in batch:
-            if isinstance(item, Failure) or item.query_id in seen:
-                est.input_failures += 1
+            admitted = admit(item, settings, seen)
+            if not isinstance(admitted, Admitted) or admitted.failure is not None:
+                est.input_failures += 1  # rows a run records in failures/ without a request
                 continue
-            seen.add(item.query_id)
-            if fit_documents(item, run.max_doc_tokens, cfg.input.truncate) is not None:
-                est.input_failures += 1
-                continue
-            chunks = plan_chunks(item, run.max_docs, max_tokens, cfg.output.top_n)
+            query, chunks = admitted.query, admitted.chunks
             est.queries += 1
-            est.documents += len(item.documents)
+            est.documents += len(query.documents)
             est.requests += len(chunks)
             est.tokens_heuristic += sum(c.estimated_tokens for c in chunks)
             per_doc = None
             if count_tokens is not None:
-                q_tok, *per_doc = count_tokens([item.text, *item.documents])
+                q_tok, *per_doc = count_tokens([query.text, *query.documents])
                 counted += token_units(q_tok, per_doc)
             if billing.basis == "search_units":
                 if per_doc is None:
-                    q_tok, per_doc = (
-                        estimate_tokens(item.text),
-                        [estimate_tokens(d) for d in item.documents],
-                    )
+                    q_tok, per_doc = estimate_tokens(query.text), admitted.doc_tokens
                 for c in chunks:
                     units_rule += search_units(
                         q_tok,
@@ -119,8 +111,8 @@ def estimate_job(
                         billing.tokens_per_document,
                     )
                     units_per_request += -(-c.n_docs // billing.docs_per_unit)
-            if final_window and len(chunks) > 1:
-                _add_final_pass(est, item, final_window, chunks)
+            if settings.final_window and len(chunks) > 1:
+                _add_final_pass(est, query, settings.final_window, chunks)
     if count_tokens is not None:
         est.tokens_tokenizer = counted
     if billing.basis == "search_units":
@@ -137,7 +129,7 @@ def estimate_job(
     return est
 
 
-def _add_final_pass(est: Estimate, query, window: int, chunks) -> None:
+def _add_final_pass(est: Estimate, query: Query, window: int, chunks: list[Chunk]) -> None:
     """One more request of the merged leaders; their tokens taken at the query's mean."""
     n = min(window, len(query.documents))
     est.requests += 1
@@ -157,13 +149,15 @@ def _apply_calibration(est: Estimate, cal: Calibration | None) -> None:
     est.calibration = cal.to_json()
     if cal.token_ratio is not None:
         est.tokens = round(est.tokens_heuristic * cal.token_ratio)
-    if est.billing == "search_units" and cal.unit_ratio is not None:
+    if (
+        est.billing == "search_units"
+        and cal.unit_ratio is not None
+        and est.search_units_per_request is not None
+    ):
         # The ratio was measured against ceil(documents / 100) per request (usage/ keeps no
         # text), so it is applied to the same base: long documents are inside the ratio.
         est.search_units = round(est.search_units_per_request * cal.unit_ratio, 3)
 
 
-def _cost(billing, est: Estimate) -> float | None:
-    from pipeline.accounting.cost import cost_usd
-
+def _cost(billing: Billing, est: Estimate) -> float | None:
     return cost_usd(billing.basis, est.tokens, est.search_units, billing.price)

@@ -6,8 +6,8 @@
 One usage/ row is one request (chunk). Billed quantities are summed over *answered*
 requests: what the provider reported where it reported it, our estimate where it did not
 (`tokens.estimated_for_rows` says how many rows, so a cost is never silently low or 0).
-`attempts` counts every HTTP attempt: retries of 429s and 5xx are not billed by any API in
-/work/notes/providers.md as far as their docs say, but they cost time and rate allowance.
+`attempts` counts every HTTP attempt: no supported provider documents billing for
+retried 429s and 5xx, but they cost time and rate allowance.
 
 Per query, with polars (sort explicitly: scans keep no row order):
 
@@ -124,7 +124,7 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _n(value) -> str:
+def _n(value: float | None) -> str:
     return "not reported" if value is None else f"{value:,}"
 
 

@@ -113,7 +113,6 @@ class Limits:
         requests: WindowLimiter | None,
         tokens: AsyncLimiter | None,
     ):
-        self.max_concurrency = max_concurrency
         self._slots = asyncio.Semaphore(max_concurrency)
         self._requests = requests
         self._tokens = tokens

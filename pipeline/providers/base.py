@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from pipeline.call.errors import BadAnswer
+from pipeline.errors import BadAnswer
 from pipeline.records import ProviderUsage
 
 

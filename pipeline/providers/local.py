@@ -5,8 +5,8 @@
     [1, 0]
 
 No network and no key, yet it goes through the same chunk, limit, call, merge and accounting
-path as the HTTP providers: `LocalTransport` (in `pipeline.call.transport`) answers a
-Jina-format request body with a Jina-format answer.
+path as the HTTP providers: `LocalTransport` (below) answers a Jina-format request body with
+a Jina-format answer, where an HTTP provider's transport would send it over the wire.
 
 Scores are BM25 mapped into (0, 1) by a logistic curve. Document frequencies come from the
 documents in the request, so a chunked list is scored per chunk (IDF differs slightly
@@ -19,9 +19,13 @@ import math
 import re
 from collections import Counter
 
+import orjson
+
 from pipeline.providers.base import ProviderSpec
 from pipeline.providers.jina import JinaAdapter
+from pipeline.transport import Reply
 
+LOCAL_URL = "local://bm25"
 K1 = 1.2
 B = 0.75
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -40,7 +44,21 @@ class LocalAdapter(JinaAdapter):
     )
 
     def url(self, base_url: str | None, endpoint: str | None) -> str:
-        return "local://bm25"
+        return LOCAL_URL
+
+
+class LocalTransport:
+    """The `local` provider's transport: each request body is answered in process."""
+
+    url = LOCAL_URL
+
+    async def post(self, body: bytes) -> Reply:
+        request = orjson.loads(body)
+        answer = bm25_answer(request["query"], request["documents"], request["top_n"])
+        return Reply(200, orjson.dumps(answer))
+
+    async def close(self) -> None:
+        return None
 
 
 def tokenize(text: str) -> list[str]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.call.errors import BadAnswer
+from pipeline.errors import BadAnswer
 from pipeline.providers.base import (
     Adapter,
     Answer,

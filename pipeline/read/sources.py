@@ -18,13 +18,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.errors import InputError
+
 MISSING = object()  # a key absent from a JSONL object (distinct from an explicit null)
 PARQUET_SUFFIXES = (".parquet", ".pq")
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".json.gz")
-
-
-class InputError(Exception):
-    """The input cannot be read at all (missing file or column): raised before any request."""
 
 
 @dataclass(slots=True)

@@ -1,7 +1,16 @@
-"""The one exception tree of the call layer.
+"""Every exception that crosses a layer, in one module that every layer may import.
 
-Everything that can go wrong with a request is translated into one of these at a single
-boundary (`pipeline.call.client`), with the original as `__cause__`:
+It imports nothing from the pipeline, so providers, accounting, the call layer and the
+runner all raise and catch the same classes without importing one another.
+
+Before the first request (the CLI prints the message and exits 2; nothing was sent):
+
+    ConfigError           an invalid job file or --set override
+    SetupError            a pre-flight check failed: key, URL, output directory, resume
+    InputError            the input cannot be read at all (missing file or column)
+
+A request that went wrong, translated at one boundary (`pipeline.call.client`) with the
+original as `__cause__`:
 
     ProviderError
     ├── TransientError        retried with backoff, then the query fails
@@ -12,6 +21,11 @@ boundary (`pipeline.call.client`), with the original as `__cause__`:
     ├── RequestRejected       400/404/413/422 and other 4xx: the query fails, no retry
     └── AuthError             401/403: the job stops at once
 
+    >>> RequestRejected("HTTP 413: too many documents", 413).key
+    'http_413'
+    >>> TransportError("ConnectionResetError").key
+    'connection'
+
 Messages never hold the API key: `redact` is applied where a message is made from text we
 did not write (server bodies, library exceptions).
 """
@@ -19,15 +33,33 @@ did not write (server bodies, library exceptions).
 from __future__ import annotations
 
 
+class ConfigError(Exception):
+    """An invalid job file or override; the message says which key and how to fix it."""
+
+
+class SetupError(Exception):
+    """A pre-flight check failed; the message says what to do next."""
+
+
+class InputError(Exception):
+    """The input cannot be read at all (missing file or column): raised before any request."""
+
+
 class ProviderError(Exception):
     retryable = False
-    error = "provider_error"
+    error = "provider_error"  # the kind, used as `key` when the server sent no status
 
     def __init__(self, message: str, status: int | None = None, retry_after: float | None = None):
         super().__init__(message)
         self.message = message
         self.status = status
         self.retry_after = retry_after
+
+    @property
+    def key(self) -> str:
+        """The short name counted in summary.json and written to failures/: `http_<status>`
+        when the server answered with a status, else the kind (e.g. "connection")."""
+        return f"http_{self.status}" if self.status is not None else self.error
 
 
 class TransientError(ProviderError):

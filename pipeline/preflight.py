@@ -1,7 +1,8 @@
-"""Everything a run needs before the first request: key, URL, output directory, checks.
+"""Pre-flight checks: what a run needs before its first request (key, model, URL, output
+directory), each checked with a message that says what to do next.
 
-Problems here are `SetupError`s with a message that says what to do next; the CLI prints
-them and exits 2, and no request has been sent.
+Problems here are `SetupError`s (`pipeline.errors`); the CLI prints them and exits 2, and
+no request has been sent. `pipeline.run.prepare_job` runs them in order.
 """
 
 from __future__ import annotations
@@ -13,13 +14,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pipeline.config import JobConfig
+from pipeline.errors import SetupError
 from pipeline.providers import Adapter
 
 FALLBACK_KEY_ENV = "RERANK_API_KEY"
-
-
-class SetupError(Exception):
-    pass
 
 
 def resolve_key(cfg: JobConfig, adapter: Adapter) -> tuple[str | None, str | None]:

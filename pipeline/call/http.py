@@ -1,39 +1,17 @@
-"""Transports: how a request body reaches a reranker and an answer comes back.
+"""The HTTP transport: request bodies to a rerank API over the job's one aiohttp session.
 
-`HttpTransport` owns the job's single aiohttp session; `LocalTransport` answers in process
-with the built-in BM25 scorer. Both return a `Reply` and let exceptions rise unchanged:
-`RerankClient` translates them into the call layer's exception tree in one place.
+It returns a `Reply` for any status and lets exceptions rise unchanged: `RerankClient`
+translates them into `pipeline.errors` in one place (see `pipeline.transport`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-
 import aiohttp
-import orjson
 
-from pipeline.providers.local import bm25_answer
-
-
-@dataclass(slots=True)
-class Reply:
-    status: int
-    body: bytes
-    headers: Mapping[str, str] = field(default_factory=dict)
+from pipeline.transport import Reply
 
 
-class Transport:
-    url: str
-
-    async def post(self, body: bytes) -> Reply:
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        return None
-
-
-class HttpTransport(Transport):
+class HttpTransport:
     def __init__(
         self,
         url: str,
@@ -67,12 +45,3 @@ class HttpTransport(Transport):
 
     async def close(self) -> None:
         await self._session.close()
-
-
-class LocalTransport(Transport):
-    url = "local://bm25"
-
-    async def post(self, body: bytes) -> Reply:
-        request = orjson.loads(body)
-        answer = bm25_answer(request["query"], request["documents"], request["top_n"])
-        return Reply(200, orjson.dumps(answer))

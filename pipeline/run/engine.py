@@ -1,0 +1,155 @@
+"""The asyncio engine: one producer, a fixed pool of workers, a bounded queue between.
+
+The producer reads input batches (in a worker thread, so parsing overlaps with the
+network), admits each item through the `QueryBook` and puts its chunks on a queue of
+`2 x workers`; each of `max_concurrency` workers takes chunks off it and sends them through
+the `RerankClient`, so chunks of different queries interleave and no task exists per
+chunk. A query is written once all its chunks are in (after its final pass, for a
+chunked listwise query), or failed once any chunk fails. Memory is bounded by the queue,
+not by the input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pipeline.call.client import ChunkFailed, RerankClient
+from pipeline.errors import AuthError, InputError
+from pipeline.merge import PendingQuery
+from pipeline.progress import Progress
+from pipeline.read import InputReader
+from pipeline.records import Chunk, ChunkScores
+from pipeline.run.queries import QueryBook
+from pipeline.run.stopping import StopControl
+from pipeline.write import OutputWriter
+
+
+class AsyncEngine:
+    def __init__(
+        self,
+        reader: InputReader,
+        book: QueryBook,
+        client: RerankClient,
+        writer: OutputWriter,
+        progress: Progress,
+        *,
+        workers: int,
+        flush_seconds: float,
+    ):
+        self.reader = reader
+        self.book = book
+        self.client = client
+        self.writer = writer
+        self.progress = progress
+        self.n_workers = workers
+        self.flush_seconds = flush_seconds
+        self.stop = StopControl()
+        self.input_error: InputError | None = None  # a file that became unreadable mid-run
+
+    async def run(self) -> None:
+        """Until the input is done, or a stop (signal, 401/403, unreadable input) is over."""
+        queue: asyncio.Queue[Chunk | None] = asyncio.Queue(maxsize=2 * self.n_workers)
+        restore = self.stop.install_signal_handlers()
+        ticker = asyncio.create_task(self._tick())
+        try:
+            workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.n_workers)]
+            producer = asyncio.create_task(self._produce(queue))
+            try:
+                await self._supervise(producer, workers)
+            except InputError as exc:
+                self.input_error = exc
+        finally:
+            ticker.cancel()
+            restore()
+
+    async def _supervise(self, producer: asyncio.Task, workers: list[asyncio.Task]) -> None:
+        everything = [producer, *workers]
+        done_waiter: asyncio.Future[Any] = asyncio.gather(*everything)
+        # Its exception is read below via the tasks themselves; mark it retrieved here.
+        done_waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
+        stop_waiter: asyncio.Future[Any] = asyncio.ensure_future(self.stop.requested.wait())
+        now_waiter: asyncio.Future[Any] = asyncio.ensure_future(self.stop.now.wait())
+        try:
+            await asyncio.wait([done_waiter, stop_waiter], return_when=asyncio.FIRST_COMPLETED)
+            if not done_waiter.done():
+                # Stopping: the producer stops reading and sends the workers home; queued
+                # chunks are dropped unsent; in-flight requests get a grace period (none
+                # after a 401/403, which stops the job at once, or after a second Ctrl-C).
+                await asyncio.wait(
+                    [done_waiter, now_waiter],
+                    timeout=self.stop.grace_s,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+        finally:
+            stop_waiter.cancel()
+            now_waiter.cancel()
+            for task in everything:
+                task.cancel()
+            results = await asyncio.gather(*everything, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result
+
+    async def _produce(self, queue: asyncio.Queue[Chunk | None]) -> None:
+        await self._feed(queue)
+        # Reached on the input's end and on a stop, not on cancellation (then the workers
+        # are cancelled too): each worker goes home after the chunks queued before it.
+        for _ in range(self.n_workers):
+            await queue.put(None)
+
+    async def _feed(self, queue: asyncio.Queue[Chunk | None]) -> None:
+        batches = self.reader.batches()
+        while not self.stop.stopping:
+            batch = await asyncio.to_thread(next, batches, None)
+            if batch is None:
+                return
+            for item in batch:
+                if self.stop.stopping:
+                    return
+                for chunk in self.book.take(item):
+                    await queue.put(chunk)
+            await self.writer.maybe_flush()
+
+    async def _worker(self, queue: asyncio.Queue[Chunk | None]) -> None:
+        while True:
+            chunk = await queue.get()
+            if chunk is None:
+                return
+            state = self.book.pending(chunk)
+            if state is None or self.stop.stopping:
+                continue  # its query already failed, or we are stopping: send nothing
+            scores = await self._send(state, chunk)
+            if scores is None:
+                if self.stop.fatal is not None:
+                    return
+                continue
+            if self.book.chunk_answered(state, scores):
+                await self._write(state)
+            await self.writer.maybe_flush()
+
+    async def _write(self, state: PendingQuery) -> None:
+        """Write a query whose chunks are all in, re-ranking its leaders first if asked."""
+        if not self.book.needs_final_pass(state):
+            self.book.write(state)
+            return
+        scores = await self._send(state, self.book.final_pass(state))
+        if scores is not None:
+            self.book.write_final(state, scores)
+
+    async def _send(self, state: PendingQuery, chunk: Chunk) -> ChunkScores | None:
+        """The chunk's scores; None when it failed (its query is failed) or the job must stop."""
+        try:
+            return await self.client.rerank(chunk)
+        except ChunkFailed as exc:
+            self.book.chunk_failed(state, chunk, exc)
+        except AuthError as exc:
+            self.stop.stop_for(exc)
+        return None
+
+    async def _tick(self) -> None:
+        """Flush on time even when no query completes (slow servers, long retries)."""
+        while True:
+            await asyncio.sleep(min(1.0, self.flush_seconds))
+            await self.writer.maybe_flush()
+            self.progress.refresh()

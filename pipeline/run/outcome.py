@@ -1,0 +1,66 @@
+"""How a run ended: its status word (summary.json), exit code and closing message.
+
+Exit codes: 0 every query ranked; 1 some failed (in this run or an earlier one into the
+same output directory); 2 the input became unreadable mid-run; 3 the API refused the key;
+130 interrupted. Every stop but a 401/403 keeps finished work, and the job resumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.accounting.stats import JobStats
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_SETUP, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+@dataclass(slots=True)
+class Outcome:
+    exit_code: int
+    stats: JobStats
+    message: str = ""
+    summary: dict | None = None
+
+
+def run_status(
+    *, fatal: BaseException | None, input_error: BaseException | None, interrupted: bool
+) -> str:
+    if fatal is not None:
+        return "auth_error"
+    if input_error is not None:
+        return "input_error"
+    return "interrupted" if interrupted else "complete"
+
+
+def outcome_of(
+    stats: JobStats,
+    summary: dict,
+    *,
+    fatal: BaseException | None,
+    input_error: BaseException | None,
+    interrupted: bool,
+    failed_total: int,
+) -> Outcome:
+    if input_error is not None:
+        return Outcome(
+            EXIT_SETUP,
+            stats,
+            f"error: {input_error}\nfinished work is saved; fix the input and run "
+            "the same command again to resume",
+            summary,
+        )
+    if fatal is not None:
+        return Outcome(EXIT_AUTH, stats, f"stopped: {fatal}", summary)
+    if interrupted:
+        return Outcome(
+            EXIT_INTERRUPTED,
+            stats,
+            "interrupted: finished work is saved; run the same command again to resume",
+            summary,
+        )
+    if not stats.accounted_for():
+        return Outcome(
+            EXIT_SOME_FAILED, stats, "internal error: not every query was accounted for", summary
+        )
+    # The status describes the whole output directory, earlier (resumed) runs included.
+    return Outcome(EXIT_SOME_FAILED if failed_total else EXIT_OK, stats, summary=summary)

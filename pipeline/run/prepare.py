@@ -1,0 +1,58 @@
+"""A job made ready to run: every check that can fail before the first request, passed.
+
+    job = prepare_job(load_job("jobs/sample.toml"))   # SetupError / InputError / ConfigError
+    outcome = asyncio.run(run_job(job))
+
+In order: the request shape (`resolve_settings`), the key, model and URL
+(`pipeline.preflight`), the input's files and columns, the output directory, resume
+(`pipeline.resume`: what an earlier run of the job already finished), and the resolved job
+written beside the output. Nothing is sent and no output row is written here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.config import JobConfig, to_toml
+from pipeline.preflight import (
+    check_chunk_size,
+    prepare_output_dir,
+    resolve_key,
+    resolve_model,
+    resolve_url,
+)
+from pipeline.read import InputReader, open_input
+from pipeline.resume import ResumeState, prepare_resume
+from pipeline.run.settings import RunSettings, resolve_settings
+
+
+@dataclass(slots=True)
+class PreparedJob:
+    cfg: JobConfig
+    settings: RunSettings
+    key: str | None  # never stored elsewhere or printed
+    key_env: str | None  # the variable the key came from, named in 401/403 messages
+    model: str | None  # the model the requests name
+    url: str
+    reader: InputReader  # checked: its files and columns exist
+    resume: ResumeState
+    out_dir: Path
+
+
+def prepare_job(
+    cfg: JobConfig, *, overwrite: bool = False, retry_failed: bool = False
+) -> PreparedJob:
+    settings = resolve_settings(cfg)
+    adapter = settings.adapter
+    key, key_env = resolve_key(cfg, adapter)
+    model = resolve_model(cfg, adapter)
+    url = resolve_url(cfg, adapter)
+    check_chunk_size(cfg, adapter, settings.max_docs)
+    reader = open_input(cfg.input)
+    reader.check()
+    out_dir = Path(cfg.output.dir)
+    prepare_output_dir(out_dir)
+    resume = prepare_resume(out_dir, cfg, overwrite=overwrite, retry_failed=retry_failed)
+    (out_dir / "job.resolved.toml").write_text(to_toml(cfg), encoding="utf-8")
+    return PreparedJob(cfg, settings, key, key_env, model, url, reader, resume, out_dir)

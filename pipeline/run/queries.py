@@ -1,0 +1,174 @@
+"""The run's book of queries: each input item from admission until it is written, failed
+or skipped, with the counters and output rows that go with each step.
+
+It owns no task and awaits nothing but the writer, so any engine (the asyncio one in
+`pipeline.run.engine`, or one that sends chunks from elsewhere) drives the same book:
+
+    chunks = book.take(item)                       # admission; [] when nothing is sent
+    state = book.pending(chunk)                    # None: its query already failed
+    book.chunk_failed(state, chunk, exc)           # a ChunkFailed from the client
+    if book.chunk_answered(state, scores):         # True once every chunk is in
+        book.write(state)                          # or final_pass(...) then write_final(...)
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pipeline.accounting.stats import JobStats
+from pipeline.call.client import ChunkFailed
+from pipeline.chunk import plan_final_pass
+from pipeline.errors import ProviderError
+from pipeline.merge import PendingQuery
+from pipeline.progress import Progress
+from pipeline.records import Chunk, ChunkScores, Failure, Query
+from pipeline.run.admission import Admitted, EarlierRuns, admit
+from pipeline.run.settings import RunSettings
+from pipeline.write import OutputWriter
+
+
+class QueryBook:
+    def __init__(
+        self,
+        settings: RunSettings,
+        stats: JobStats,
+        writer: OutputWriter,
+        progress: Progress,
+        earlier: EarlierRuns | None,
+    ):
+        self.settings = settings
+        self.stats = stats
+        self.writer = writer
+        self.progress = progress
+        self.earlier = earlier
+        self.seen: set[str] = set()
+        self._pending: dict[int, PendingQuery] = {}  # id(query) -> its state, while in flight
+        self._warned_listwise = False
+
+    @property
+    def in_flight(self) -> int:
+        """Queries admitted whose chunks are not all in (summary: in_flight_not_written)."""
+        return len(self._pending)
+
+    def take(self, item: Query | Failure) -> list[Chunk]:
+        """Account for one input item; return the chunks to send for it (maybe none)."""
+        self.stats.queries_read += 1
+        result = admit(item, self.settings, self.seen, self.earlier)
+        if result is None:
+            self.stats.queries_skipped += 1
+            self.progress.advance()
+            return []
+        if isinstance(result, Failure):
+            self.fail(result)
+            return []
+        return self._start(result)
+
+    def _start(self, admitted: Admitted) -> list[Chunk]:
+        query, chunks = admitted.query, admitted.chunks
+        self.stats.documents_read += len(query.documents)
+        if admitted.failure is not None:
+            self.fail(admitted.failure)
+            return []
+        self.stats.chunks += len(chunks)
+        if len(chunks) > 1 and self.settings.profile.listwise:
+            self._warn_listwise(len(query.documents))
+        self._pending[id(query)] = PendingQuery(query, len(chunks), self.settings.top_n)
+        return chunks
+
+    def pending(self, chunk: Chunk) -> PendingQuery | None:
+        """The state of the chunk's query; None once the query failed (send nothing)."""
+        state = self._pending.get(id(chunk.query))
+        return None if state is None or state.failed else state
+
+    def chunk_answered(self, state: PendingQuery, scores: ChunkScores) -> bool:
+        """Add a chunk's scores; True when this completed its query (it is then no longer
+        pending: write it, after its final pass if `needs_final_pass`)."""
+        if scores.usage is not None:
+            self.writer.add_usage(scores.usage)
+        if state.failed:
+            return False
+        state.add(scores.positions, scores.scores)
+        if not state.complete:
+            return False
+        del self._pending[id(state.query)]
+        return True
+
+    def chunk_failed(self, state: PendingQuery, chunk: Chunk, exc: ChunkFailed) -> None:
+        """A chunk (or a final pass) that will not be answered fails its whole query."""
+        self.stats.requests_failed += 1
+        self.writer.add_usage(exc.usage)
+        if state.failed:
+            return  # another chunk of the query failed first
+        state.failed = True
+        self._pending.pop(id(state.query), None)  # a final pass's query is already out
+        self.fail(request_failure(chunk, exc.error))
+
+    def needs_final_pass(self, state: PendingQuery) -> bool:
+        return bool(self.settings.final_window) and state.n_chunks > 1
+
+    def final_pass(self, state: PendingQuery) -> Chunk:
+        """The one request re-ranking a complete query's merged leaders together."""
+        leaders = [d.position for d in state.ranking(cut=False)[: self.settings.final_window]]
+        self.stats.chunks += 1
+        return plan_final_pass(state.query, leaders, state.n_chunks, state.top_n)
+
+    def write(self, state: PendingQuery) -> None:
+        positions, scores = state.order()
+        self.writer.add_ranked_columns(state.query, positions, scores)
+        self._ranked(state.query)
+
+    def write_final(self, state: PendingQuery, scores: ChunkScores) -> None:
+        """Write a query re-ranked by its final pass (`scores` is that pass's answer)."""
+        if scores.usage is not None:
+            self.writer.add_usage(scores.usage)
+        ranking = state.final_pass_ranking(scores.positions, scores.scores)
+        self.writer.add_ranked(state.query, ranking)
+        self._ranked(state.query)
+
+    def _ranked(self, query: Query) -> None:
+        self.stats.queries_ranked += 1
+        self.stats.documents_ranked += len(query.documents)
+        self.progress.advance()
+
+    def fail(self, failure: Failure) -> None:
+        self.writer.add_failure(failure)
+        self.stats.queries_failed += 1
+        self.stats.failures_by_error[failure.error] += 1
+        self.progress.advance()
+
+    def _warn_listwise(self, n_docs: int) -> None:
+        self.stats.listwise_chunked += 1
+        if self._warned_listwise:
+            return
+        self._warned_listwise = True
+        window = self.settings.final_window
+        if window:
+            how = f"each such query's merged top {window} is re-ranked in one request (limits.final_pass)"
+        else:
+            how = (
+                f"set limits.final_pass = true to re-rank the merged top "
+                f"{self.settings.listwise_window} in one request"
+            )
+        print(
+            f"warning: {self.settings.profile.note}; a list of {n_docs} candidates is split "
+            f"into chunks whose scores are not exactly comparable: {how}",
+            file=sys.stderr,
+        )
+
+
+def request_failure(chunk: Chunk, err: ProviderError) -> Failure:
+    """The failures/ row for a query whose request failed: the error's key and message,
+    prefixed by which request it was (a final pass is the chunk that has `positions`)."""
+    if chunk.positions is not None:
+        what = f"final pass ({chunk.n_docs} documents)"
+    else:
+        what = f"chunk {chunk.number} ({chunk.n_docs} documents)"
+    query = chunk.query
+    return Failure(
+        query.query_id,
+        query.source,
+        "request",
+        err.key,
+        f"{what}: {err.message}",
+        retryable=err.retryable,
+    )

@@ -1,0 +1,114 @@
+"""The runner: one prepared job, wired from its parts, run, and summed up.
+
+    job = prepare_job(cfg)                              # pipeline.run.prepare
+    outcome = await run_job(job)                        # the job's own transport
+    outcome = await run_job(job, transport=my_transport)  # a test's, a benchmark's
+
+The parts: the `OutputWriter`, the `Limits`, a `RerankClient` over the transport, the
+`QueryBook` (admission to written or failed) and the `AsyncEngine` that moves chunks
+between them. A transport handed in stays the caller's to close; one opened here is closed
+here. The end: summary.json (`pipeline.accounting.summary`) and an `Outcome`.
+"""
+
+from __future__ import annotations
+
+from pipeline.accounting.stats import JobStats
+from pipeline.accounting.summary import job_summary, write_summary
+from pipeline.call.client import RerankClient
+from pipeline.call.http import HttpTransport
+from pipeline.limit import Limits
+from pipeline.progress import Progress
+from pipeline.providers.local import LocalTransport
+from pipeline.run.engine import AsyncEngine
+from pipeline.run.outcome import Outcome, outcome_of, run_status
+from pipeline.run.prepare import PreparedJob
+from pipeline.run.queries import QueryBook
+from pipeline.transport import Transport
+from pipeline.write import OutputWriter
+
+
+def open_transport(job: PreparedJob) -> Transport:
+    """The job's own transport: in process for `local`, else HTTP to its URL."""
+    if job.cfg.provider.kind == "local":
+        return LocalTransport()
+    lim = job.cfg.limits
+    return HttpTransport(
+        job.url, job.key, lim.max_concurrency, lim.timeout_s, lim.connect_timeout_s
+    )
+
+
+async def run_job(
+    job: PreparedJob, *, transport: Transport | None = None, quiet: bool = False
+) -> Outcome:
+    """Run a prepared job to its end (or a stop) and write summary.json."""
+    cfg, lim = job.cfg, job.cfg.limits
+    stats = JobStats()
+    progress = Progress(stats, total=job.reader.count_queries(), quiet=quiet)
+    out = cfg.output
+    writer = OutputWriter(job.out_dir, out.include_text, out.flush_rows, out.flush_seconds)
+    limits = await Limits.create(
+        lim.max_concurrency, lim.requests_per_minute, lim.tokens_per_minute
+    )
+    own = transport is None
+    wire = open_transport(job) if transport is None else transport
+    client = RerankClient(
+        job.settings.adapter,
+        wire,
+        limits,
+        stats,
+        model=job.model,
+        key_env=job.key_env,
+        secrets=[job.key] if job.key else [],
+        max_attempts=lim.max_attempts,
+        max_retry_wait_s=lim.max_retry_wait_s,
+        max_retry_time_s=lim.max_retry_time_s,
+    )
+    book = QueryBook(job.settings, stats, writer, progress, job.resume)
+    engine = AsyncEngine(
+        job.reader,
+        book,
+        client,
+        writer,
+        progress,
+        workers=lim.max_concurrency,
+        flush_seconds=out.flush_seconds,
+    )
+    try:
+        await engine.run()
+    finally:
+        if own:
+            await wire.close()
+        progress.close()
+        await writer.close()
+    return _finish(job, stats, book, engine)
+
+
+def _finish(job: PreparedJob, stats: JobStats, book: QueryBook, engine: AsyncEngine) -> Outcome:
+    settings, stop = job.settings, engine.stop
+    provider = {
+        "kind": job.cfg.provider.kind,
+        "model": job.model,
+        "url": job.url,
+        "billing": settings.adapter.spec.billing,
+        "listwise": settings.profile.listwise,
+        "final_pass": bool(settings.final_window),
+    }
+    fatal, input_error, interrupted = stop.fatal, engine.input_error, stop.stopping
+    summary = job_summary(
+        stats,
+        provider,
+        job.cfg.pricing,
+        status=run_status(fatal=fatal, input_error=input_error, interrupted=interrupted),
+        in_flight=book.in_flight,
+        ranked_earlier=job.resume.ranked_earlier,
+        failed_earlier=job.resume.failed_earlier,
+    )
+    write_summary(job.out_dir, summary)
+    return outcome_of(
+        stats,
+        summary,
+        fatal=fatal,
+        input_error=input_error,
+        interrupted=interrupted,
+        failed_total=job.resume.failed_earlier + stats.queries_failed,
+    )

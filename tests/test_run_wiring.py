@@ -1,0 +1,51 @@
+"""The runner's seams: a transport handed in, and the same plan for `run` and `estimate`."""
+
+from __future__ import annotations
+
+from pipeline.estimate import estimate_job
+from pipeline.providers.local import LocalTransport
+from pipeline.run import EXIT_OK, prepare_job, run_job
+from pipeline.transport import Reply
+from tests.helpers import job_config, make_queries, results, run, usage, write_grouped_parquet
+
+
+class RecordingTransport:
+    """A `pipeline.transport.Transport`: the local scorer, with every body kept."""
+
+    url = "recording://local"
+
+    def __init__(self) -> None:
+        self.inner = LocalTransport()
+        self.bodies: list[bytes] = []
+        self.closed = False
+
+    async def post(self, body: bytes) -> Reply:
+        self.bodies.append(body)
+        return await self.inner.post(body)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_transport_handed_in_carries_every_request_and_stays_the_callers(tmp_path):
+    queries = make_queries(9, [3, 70, 140], seed=21)
+    path = write_grouped_parquet(tmp_path / "in.parquet", queries)
+    own = await run(job_config(path, tmp_path / "own", kind="local"))
+    transport = RecordingTransport()
+    job = prepare_job(job_config(path, tmp_path / "handed", kind="local"))
+    handed = await run_job(job, transport=transport, quiet=True)
+    assert own.exit_code == handed.exit_code == EXIT_OK
+    assert len(transport.bodies) == usage(tmp_path / "handed").height == handed.stats.requests
+    assert not transport.closed  # the caller opened it: the caller closes it
+    assert results(tmp_path / "handed").equals(results(tmp_path / "own"))
+
+
+async def test_estimate_plans_the_requests_a_run_sends_final_passes_included(tmp_path):
+    queries = make_queries(12, [5, 64, 65, 200], seed=22)
+    path = write_grouped_parquet(tmp_path / "in.parquet", queries)
+    cfg = job_config(path, tmp_path / "out", kind="local", limits__final_pass="true")
+    est = estimate_job(cfg)
+    outcome = await run(cfg)
+    # local: 64 documents a request; 65 -> 2 + a final pass, 200 -> 4 + a final pass
+    assert est.requests == outcome.stats.requests == 3 * (1 + 1 + 3 + 5)
+    assert est.queries == outcome.stats.queries_ranked == 12
