@@ -34,8 +34,12 @@ FIELDS = {
     "vllm": {"query", "documents", "top_n"},
     "infinity": {"query", "documents", "top_n", "return_documents"},
     "llamacpp": {"query", "documents", "top_n"},
+    "litellm": {"model", "query", "documents", "top_n", "return_documents"},
 }
-MODEL_NEEDED = {"xinference": '"bge-reranker-v2-m3"'}  # self-hosted and required: no default
+MODEL_NEEDED = {
+    "xinference": '"bge-reranker-v2-m3"',
+    "litellm": '"jina-rerank"',
+}  # self-hosted and required: no default
 
 
 def config(kind, path, out_dir, base_url, **sets):
@@ -65,7 +69,7 @@ def expected_usage(kind: str, tokens: int, n_docs: int) -> dict:
     both = {"prompt_tokens": tokens, "total_tokens": tokens, "search_units": None}
     if kind in ("cohere", "cohere-v1"):
         return {**both, "search_units": float(math.ceil(n_docs / 100))}
-    if kind in ("voyage", "vllm"):
+    if kind in ("voyage", "vllm", "litellm"):
         return {"prompt_tokens": None, "total_tokens": tokens, "search_units": None}
     if kind == "tei":  # in a response header: needs the client to pass reply.headers
         return {"prompt_tokens": None, "total_tokens": None, "search_units": None}
@@ -137,6 +141,7 @@ REJECTION = {
     "vllm": "query rejected by policy (400)",
     "infinity": "query rejected by policy (400)",
     "llamacpp": "query rejected by policy (400)",
+    "litellm": "query rejected by policy (invalid_request_error)",
 }
 
 
