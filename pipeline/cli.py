@@ -11,10 +11,12 @@ import asyncio
 import sys
 
 from pipeline import __version__
-from pipeline.config import ConfigError, load_job
+from pipeline.accounting.cost import cost_lines
+from pipeline.config import ConfigError, JobConfig, load_job
 from pipeline.read import InputError
 from pipeline.runner import EXIT_SETUP, JobRun, Outcome
 from pipeline.setup import SetupError
+from pipeline.text import plural
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_optional_commands(sub) -> None:
+def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     try:
         from pipeline.evaluate.command import add_eval_parser
     except ImportError:  # pragma: no cover - evaluation is part of the package
@@ -74,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         job.prepare()
         if args.retry_failed and not args.quiet:
             print(
-                f"retrying {job.resume.retrying} queries that failed with transient errors",
+                f"retrying {plural(job.resume.retrying, 'query')} that failed with transient errors",
                 file=sys.stderr,
             )
     except (ConfigError, SetupError, InputError) as exc:
@@ -102,12 +104,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-def run_job_eval(cfg, quiet: bool) -> int:
+def run_job_eval(cfg: JobConfig, quiet: bool) -> int:
     """The job's [eval] section: score the run against its judgments right after it."""
     from pathlib import Path
 
     from pipeline.evaluate import EvalInputError, evaluate_output_dir
 
+    assert cfg.eval.qrels is not None  # called only for a job with an [eval] section
     if not quiet:
         print(f"\nevaluation against {cfg.eval.qrels}:", file=sys.stderr)
     try:
@@ -128,8 +131,9 @@ def run_job_eval(cfg, quiet: bool) -> int:
 def print_summary(outcome: Outcome, out_dir: str) -> None:
     s = outcome.summary or outcome.stats.summary()
     q, r, t, tm = s["queries"], s["requests"], s["tokens"], s["time"]
-    cost = s.get("cost") or {}
-    reported = "not reported" if t["reported_total"] is None else f"{t['reported_total']:,}"
+    reported = (
+        "none reported" if t["reported_total"] is None else f"reported {t['reported_total']:,}"
+    )
     lines = [
         f"queries   read {q['read']:,}  ranked {q['ranked']:,}  failed {q['failed']:,}"
         + (
@@ -137,14 +141,15 @@ def print_summary(outcome: Outcome, out_dir: str) -> None:
             if q["skipped_already_done"]
             else ""
         ),
-        f"requests  {r['succeeded']:,} ok, {r['failed']:,} failed, {r['retries']:,} retries, {r['http_429']:,} x 429",
-        f"tokens    estimated {t['estimated']:,}  reported {reported}"
+        f"requests  {r['succeeded']:,} ok, {r['failed']:,} failed, "
+        f"{plural(r['retries'], 'retry')}, {r['http_429']:,} x 429",
+        f"tokens    estimated {t['estimated']:,}  {reported}"
         + (
             f"  search units {t['reported_search_units']:,}"
             if t.get("reported_search_units") is not None
             else ""
         ),
-        f"cost      {_usd(cost.get('usd'))}" + (f"  ({cost['from']})" if cost.get("from") else ""),
+        *_cost_lines(s.get("cost")),
         f"time      {tm['wall_seconds']:.1f}s  ({tm['queries_per_second'] or 0:,.1f} queries/s, "
         f"{tm['documents_per_second'] or 0:,.0f} documents/s)",
         f"output    {out_dir}/results/*.parquet  (failures/, usage/, summary.json)",
@@ -152,8 +157,10 @@ def print_summary(outcome: Outcome, out_dir: str) -> None:
     print("\n".join(lines), file=sys.stderr)
 
 
-def _usd(value) -> str:
-    return "unknown (no price for this model: set [pricing])" if value is None else f"${value:,.4f}"
+def _cost_lines(cost: dict | None) -> list[str]:
+    if not cost:  # a run that ended before its summary was made
+        return ["cost      unknown (no summary)"]
+    return cost_lines(cost)
 
 
 def main(argv: list[str] | None = None) -> int:
