@@ -198,3 +198,24 @@ async def test_the_fakes_refuse_another_formats_request(
         outcome = await run(cfg)
     assert outcome.exit_code == EXIT_SOME_FAILED
     assert failures(out_dir)["message"][0].endswith(message)
+
+
+class HtmlErrorServer(SERVERS["jina"]):
+    """A proxy in front of the API whose own error page, not the API's body, comes back."""
+
+    def error_payload(self, status: int, error: dict) -> object:
+        padding = "<p>An error occurred while processing your request.</p>\n" * 60
+        return (
+            f"<!DOCTYPE html>\n<html><head><title>{status} Bad Gateway</title></head>\n"
+            f"<body><h1>Bad Gateway</h1>\n{padding}<hr><address>nginx</address></body></html>"
+        )
+
+
+async def test_an_html_error_page_is_a_short_excerpt_in_failures(tmp_path, out_dir):
+    path = write_grouped_parquet(tmp_path / "in.parquet", make_queries(1, 5, seed=26))
+    async with running_server(Knobs(script=deque(["503"] * 2)), HtmlErrorServer) as server:
+        outcome = await run(config("jina", path, out_dir, server.base_url, limits__max_attempts=2))
+    assert outcome.exit_code == EXIT_SOME_FAILED
+    assert failures(out_dir)["message"].to_list() == [
+        "chunk 0 (5 documents): HTTP 503: 503 Bad Gateway (gave up after 2 attempts)"
+    ]
