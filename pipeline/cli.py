@@ -11,9 +11,11 @@ import asyncio
 import sys
 
 from pipeline import __version__
+from pipeline.accounting.cost import cost_lines
 from pipeline.config import JobConfig, load_job
 from pipeline.errors import ConfigError, InputError, SetupError
 from pipeline.run import EXIT_INTERRUPTED, EXIT_SETUP, Outcome, prepare_job, run_job
+from pipeline.text import plural
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         job = prepare_job(cfg, overwrite=args.overwrite, retry_failed=args.retry_failed)
         if args.retry_failed and not args.quiet:
             print(
-                f"retrying {job.resume.retrying} queries that failed with transient errors",
+                f"retrying {plural(job.resume.retrying, 'query')} that failed with transient errors",
                 file=sys.stderr,
             )
     except (ConfigError, SetupError, InputError) as exc:
@@ -124,8 +126,9 @@ def run_job_eval(cfg: JobConfig, qrels: str, quiet: bool) -> int:
 def print_summary(outcome: Outcome, out_dir: str) -> None:
     s = outcome.summary or outcome.stats.summary()
     q, r, t, tm = s["queries"], s["requests"], s["tokens"], s["time"]
-    cost = s.get("cost") or {}
-    reported = "not reported" if t["reported_total"] is None else f"{t['reported_total']:,}"
+    reported = (
+        "none reported" if t["reported_total"] is None else f"reported {t['reported_total']:,}"
+    )
     lines = [
         f"queries   read {q['read']:,}  ranked {q['ranked']:,}  failed {q['failed']:,}"
         + (
@@ -133,14 +136,15 @@ def print_summary(outcome: Outcome, out_dir: str) -> None:
             if q["skipped_already_done"]
             else ""
         ),
-        f"requests  {r['succeeded']:,} ok, {r['failed']:,} failed, {r['retries']:,} retries, {r['http_429']:,} x 429",
-        f"tokens    estimated {t['estimated']:,}  reported {reported}"
+        f"requests  {r['succeeded']:,} ok, {r['failed']:,} failed, "
+        f"{plural(r['retries'], 'retry')}, {r['http_429']:,} x 429",
+        f"tokens    estimated {t['estimated']:,}  {reported}"
         + (
             f"  search units {t['reported_search_units']:,}"
             if t.get("reported_search_units") is not None
             else ""
         ),
-        f"cost      {_usd(cost.get('usd'))}" + (f"  ({cost['from']})" if cost.get("from") else ""),
+        *_cost_lines(s.get("cost")),
         f"time      {tm['wall_seconds']:.1f}s  ({tm['queries_per_second'] or 0:,.1f} queries/s, "
         f"{tm['documents_per_second'] or 0:,.0f} documents/s)",
         f"output    {out_dir}/results/*.parquet  (failures/, usage/, summary.json)",
@@ -148,8 +152,10 @@ def print_summary(outcome: Outcome, out_dir: str) -> None:
     print("\n".join(lines), file=sys.stderr)
 
 
-def _usd(value: float | None) -> str:
-    return "unknown (no price for this model: set [pricing])" if value is None else f"${value:,.4f}"
+def _cost_lines(cost: dict | None) -> list[str]:
+    if not cost:  # a run that ended before its summary was made
+        return ["cost      unknown (no summary)"]
+    return cost_lines(cost)
 
 
 def main(argv: list[str] | None = None) -> int:

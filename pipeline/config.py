@@ -29,13 +29,25 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+class DefaultName(str):
+    """A column name nobody chose: the optional id columns are read when the input has them.
+
+    A name the user writes (even the same one) is a plain `str` and must exist in the input:
+    a misspelled mapping then stops the job instead of silently numbering the documents. A
+    `str` subclass rather than None keeps the value, the resume fingerprint and old
+    `job.resolved.toml` files exactly as they were.
+    """
+
+    __slots__ = ()
+
+
 @dataclass(slots=True)
 class ColumnsConfig:
     query_id: str = "query_id"
     query: str = "query"
     documents: str = "documents"
-    doc_ids: str = "doc_ids"
-    doc_id: str = "doc_id"
+    doc_ids: str = DefaultName("doc_ids")  # optional unless named in the job
+    doc_id: str = DefaultName("doc_id")  # optional unless named in the job
     text: str = "text"
 
 
@@ -50,12 +62,15 @@ class InputConfig:
     # (benchmarks/RESULTS.md, figure 2).
     batch_rows: int | None = None
     truncate: str = "none"  # none: over-long documents fail the query; "end": cut them
+    # pairs: a query_id that comes back after another query stops the job (the input must be
+    # sorted); true keeps each such stray occurrence as a failure row and goes on.
+    allow_ungrouped: bool = False
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
 
 
 @dataclass(slots=True)
 class ProviderConfig:
-    kind: str = "jina"
+    kind: str = ""  # required: a job never silently means one vendor
     base_url: str | None = None
     endpoint: str | None = None
     model: str | None = None
@@ -101,7 +116,7 @@ class JobConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    pricing: dict[str, float] = field(default_factory=dict)
+    pricing: dict[str, float | str] = field(default_factory=dict)  # see accounting.prices
 
 
 CHOICES = {
@@ -123,21 +138,46 @@ POSITIVE = {
     "output.top_n",
     "output.flush_rows",
     "output.flush_seconds",
+    "limits.max_retry_time_s",
 }
+NOT_NEGATIVE = {"limits.max_retry_wait_s"}  # 0: retry at once (the server's Retry-After aside)
+BOM = "\ufeff"
 
 
 def load_job(path: str | Path, overrides: list[str] | None = None) -> JobConfig:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read job file {path}: {exc.strerror}") from None
-    return load_job_text(text, overrides, name=str(path))
+    return load_job_text(decode_job(raw, str(path)), overrides, name=str(path))
+
+
+def decode_job(raw: bytes, name: str) -> str:
+    """A job file's text: TOML is UTF-8, so anything else is named, with the likely cause.
+
+    >>> decode_job("\ufeffx = 1".encode(), "job.toml")   # a BOM (Windows editors) is fine
+    'x = 1'
+    >>> decode_job("x = 1".encode("utf-16"), "job.toml")
+    Traceback (most recent call last):
+    ...
+    pipeline.errors.ConfigError: job file job.toml is UTF-16 text, not UTF-8: save it as UTF-8
+    """
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(f"job file {name} is UTF-16 text, not UTF-8: save it as UTF-8")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"job file {name} is not UTF-8 text (line {line}, byte {exc.start}: "
+            f"{raw[exc.start : exc.start + 1]!r}): save it as UTF-8"
+        ) from None
 
 
 def load_job_text(text: str, overrides: list[str] | None = None, name: str = "job") -> JobConfig:
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(text.removeprefix(BOM))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{name} is not valid TOML: {exc}") from None
     for item in overrides or []:
@@ -190,7 +230,15 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
-        return _convert(inner[0], value, key)
+        # The first type that takes the value; when none does, the first type's message.
+        first: ConfigError | None = None
+        for candidate in inner:
+            try:
+                return _convert(candidate, value, key)
+            except ConfigError as exc:
+                first = first or exc
+        assert first is not None
+        raise first
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{key} must be a list, got {value!r}")
@@ -225,6 +273,12 @@ def validate(cfg: JobConfig) -> None:
         )
     if not cfg.output.dir:
         raise ConfigError("output.dir is required: the directory the results are written to")
+
+    if not cfg.provider.kind:
+        raise ConfigError(
+            "provider.kind is required: add a [provider] section with kind = one of "
+            f"{', '.join(known_kinds())} (local: BM25 in process, no network)"
+        )
     for key, allowed in CHOICES.items():
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
@@ -235,6 +289,11 @@ def validate(cfg: JobConfig) -> None:
         value = getattr(getattr(cfg, section), name)
         if value is not None and value <= 0:
             raise ConfigError(f"{key} = {value!r}: must be greater than 0")
+    for key in NOT_NEGATIVE:
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value is not None and value < 0:
+            raise ConfigError(f"{key} = {value!r}: must be 0 or more")
     if any(k <= 0 for k in cfg.eval.k):
         raise ConfigError(f"eval.k = {cfg.eval.k!r}: cutoffs must be positive integers")
     if cfg.provider.kind not in known_kinds():
@@ -267,6 +326,8 @@ def _emit(table: dict[str, Any], path: list[str], lines: list[str]) -> None:
     for key, value in scalars.items():
         if value is None:
             lines.append(f"# {key} = (not set)")
+        elif isinstance(value, DefaultName):  # written as set, it would become required
+            lines.append(f"# {key} = {_toml_value(str(value))}  (default: read when present)")
         else:
             lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
     for key, value in tables.items():

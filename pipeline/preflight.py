@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pipeline.accounting.cost import job_billing
 from pipeline.config import JobConfig
 from pipeline.errors import SetupError
 from pipeline.providers import Adapter
@@ -57,8 +58,9 @@ def resolve_model(cfg: JobConfig, adapter: Adapter) -> str | None:
 
 
 def check_chunk_size(cfg: JobConfig, adapter: Adapter, max_docs: int) -> None:
-    unit = adapter.spec.docs_per_billing_unit
-    if unit and max_docs % unit:
+    billing = job_billing(cfg.provider.kind, cfg.provider.model, cfg.pricing)
+    unit = billing.docs_per_unit  # only search units are billed per so many documents
+    if billing.basis == "search_units" and max_docs % unit:
         print(
             f"warning: limits.max_docs_per_request = {max_docs} is not a multiple of {unit}: "
             f"{cfg.provider.kind} bills per {unit} documents, so partly filled units are wasted",

@@ -13,7 +13,10 @@ from __future__ import annotations
 import math
 import uuid
 
-from tests.fake_server import FakeRerankServer, RejectRequest
+import orjson
+from aiohttp import web
+
+from tests.fake_server import JSON_BODY, FakeRerankServer, RejectRequest
 
 
 def _ids() -> str:
@@ -245,6 +248,105 @@ class LlamaCppServer(FakeRerankServer):
         }
 
 
+class LiteLLMServer(FakeRerankServer):
+    """A LiteLLM proxy's rerank endpoint in front of a Jina upstream (BerriAI/litellm source).
+
+    - `/rerank`, `/v1/rerank` and `/v2/rerank` are one handler (proxy/rerank_endpoints).
+    - The answer is LiteLLM's `RerankResponse` rebuilt by the upstream's transformation
+      (llms/jina_ai/rerank): Jina's `usage` is unpacked into both `RerankBilledUnits` and
+      `RerankTokens`, and the typed dicts keep only keys they declare, so the answer carries
+      `meta.billed_units.total_tokens` and an empty `meta.tokens`; `document` comes back
+      unless `return_documents` is false (LiteLLM's default is true).
+    - Errors are the proxy's `ProxyException` handler: {"error": {"message", "type", "param",
+      "code": "<status>"}}. With `require_key` set the proxy has a master key but no
+      database: another key gets 400 "No connected db.", no Authorization a plain-text 500.
+    """
+
+    paths = ("/rerank", "/v1/rerank", "/v2/rerank")
+    upstream = "jina"
+    error_types = {400: "invalid_request_error", 404: "not_found_error", 429: "throttling_error"}
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024**2)
+        for path in self.paths:
+            app.router.add_post(path, self.handle_proxy)
+        return app
+
+    async def handle_proxy(self, request: web.Request) -> web.StreamResponse:
+        key = self.knobs.require_key
+        auth = request.headers.get("Authorization")
+        if key is not None and auth != f"Bearer {key}":
+            request[JSON_BODY] = orjson.loads(await request.read())
+            if auth is None:  # as seen: the auth hook fails outside the JSON error handler
+                return self._reply(request, 500, "Internal Server Error", {}, 0, None, "")
+            payload = {"message": "No connected db.", "type": "no_db_connection"}
+            return self._reply(request, 400, self._proxy_error(400, payload), {}, 0, None, "")
+        return await self.handle(request)
+
+    def check_request(self, body: dict) -> None:
+        if not body.get("model"):  # the proxy routes by model name
+            raise RejectRequest(
+                400,
+                self._proxy_error(
+                    400, {"message": "Invalid model name passed in model=None", "type": None}
+                ),
+            )
+
+    def _proxy_error(self, status: int, error: dict) -> dict:
+        return {
+            "error": {
+                "message": error["message"],
+                "type": error.get("type", self.error_types.get(status, "None")),
+                "param": "None",
+                "code": str(status),
+            }
+        }
+
+    def error_payload(self, status: int, error: dict) -> object:
+        return self._proxy_error(status, {"message": error["message"]})
+
+    def answer_payload(self, body: dict, results: list[dict], tokens: int | None) -> object:
+        documents = body["documents"]
+        if body.get("return_documents", True):
+            results = [
+                {**r, "document": {"text": documents[r["index"]]}}
+                if isinstance(r["index"], int) and 0 <= r["index"] < len(documents)
+                else r
+                for r in results
+            ]
+        return {"id": _ids(), "results": results, "meta": self.meta(body, tokens)}
+
+    def meta(self, body: dict, tokens: int | None) -> dict:
+        usage = {} if tokens is None else {"total_tokens": tokens}
+        return {"billed_units": usage, "tokens": {}}
+
+
+class LiteLLMCohereServer(LiteLLMServer):
+    """The same proxy in front of Cohere: Cohere's own `meta` passes through."""
+
+    upstream = "cohere"
+
+    def meta(self, body: dict, tokens: int | None) -> dict:
+        meta: dict = {"api_version": {"version": "2"}}
+        if tokens is not None:
+            meta["billed_units"] = {"search_units": math.ceil(len(body["documents"]) / 100)}
+            meta["tokens"] = {"input_tokens": tokens, "output_tokens": 0}
+        return meta
+
+
+class LiteLLMVoyageServer(LiteLLMServer):
+    """The same proxy in front of Voyage (llms/voyage/rerank): a token-billed upstream in a
+    Cohere-shaped answer, 0 where Voyage reported nothing."""
+
+    upstream = "voyage"
+
+    def meta(self, body: dict, tokens: int | None) -> dict:
+        return {
+            "billed_units": {"total_tokens": tokens or 0},
+            "tokens": {"input_tokens": tokens or 0, "output_tokens": 0},
+        }
+
+
 SERVERS: dict[str, type[FakeRerankServer]] = {
     "jina": JinaServer,
     "cohere": CohereV2Server,
@@ -255,4 +357,5 @@ SERVERS: dict[str, type[FakeRerankServer]] = {
     "vllm": VllmServer,
     "infinity": InfinityServer,
     "llamacpp": LlamaCppServer,
+    "litellm": LiteLLMServer,
 }

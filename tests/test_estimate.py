@@ -94,17 +94,15 @@ def test_pricing_section_overrides_list_prices_and_is_checked():
 
 
 def test_summary_cost_prefers_reported_and_says_when_it_used_the_estimate():
-    summary = {
-        "tokens": {"estimated": 2_000_000, "reported_total": None, "reported_search_units": None}
-    }
-    assert summary_cost(summary, "voyage", "rerank-2.5", {}) | {"price": ""} == {
-        "usd": 0.1,
-        "basis": "tokens",
-        "from": "estimated",
-        "price": "",
-    }
-    summary["tokens"]["reported_total"] = 1_000_000
-    assert summary_cost(summary, "voyage", "rerank-2.5", {})["usd"] == pytest.approx(0.05)
+    billable = {"requests_answered": 4, "requests_without_tokens": 4}
+    summary = {"billable": billable | {"estimated_tokens_without_report": 2_000_000}}
+    assert summary_cost(summary, "voyage", "rerank-2.5", {})["usd"] == pytest.approx(0.1)
+    assert summary_cost(summary, "voyage", "rerank-2.5", {})["from"] == (
+        "estimated: no tokens reported"
+    )
+    summary["billable"] = {"requests_answered": 4, "tokens_reported": 1_000_000}
+    cost = summary_cost(summary, "voyage", "rerank-2.5", {})
+    assert (cost["usd"], cost["from"]) == (pytest.approx(0.05), "reported")
     assert summary_cost(summary, "cohere", None, {})["usd"] is None  # no units reported
 
 

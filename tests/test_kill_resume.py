@@ -46,6 +46,14 @@ def start(job: Path, *extra: str) -> subprocess.Popen:
     )
 
 
+def wait_for_first_request(server, log_start: int, proc: subprocess.Popen) -> None:
+    """Until this run sent its first request (or ended): bounded, so a broken run fails."""
+    deadline = time.monotonic() + 60
+    while len(server.log) == log_start and proc.poll() is None:
+        assert time.monotonic() < deadline, "the run sent no request within 60 s"
+        time.sleep(0.01)
+
+
 def committed_ids(out: Path) -> set[str]:
     parts = committed_parts(out)
     ids: set[str] = set()
@@ -92,7 +100,10 @@ def test_twenty_sigkills_at_random_moments_then_resume_equals_one_clean_run(worl
         done_before = committed_ids(out) if out.exists() else set()
         log_start = len(server.log)
         proc = start(job)
-        time.sleep(rng.uniform(0.15, 1.2))
+        # Random moments after this run reached the server: counted from process start, a
+        # slow interpreter start-up on a loaded machine would put every kill before any work.
+        wait_for_first_request(server, log_start, proc)
+        time.sleep(rng.uniform(0.0, 1.0))
         if proc.poll() is not None:
             break  # finished before the kill
         proc.send_signal(signal.SIGKILL)

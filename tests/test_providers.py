@@ -29,6 +29,7 @@ def test_every_kind_is_registered_with_its_defaults():
         "cohere-v1",
         "infinity",
         "jina",
+        "litellm",
         "llamacpp",
         "local",
         "tei",
@@ -63,6 +64,8 @@ def test_every_kind_is_registered_with_its_defaults():
     )
     assert table["tei"] == ("/rerank", None, None, 32, "tokens")
     assert table["xinference"][1:3] == (None, None)
+    assert table["litellm"] == ("/v1/rerank", None, "LITELLM_API_KEY", 100, "tokens")
+    assert get_adapter("litellm").spec.gateway and get_adapter("litellm").spec.requires_model
     assert get_adapter("cohere").spec.alt_key_envs == ("COHERE_API_KEY",)
     assert (
         get_adapter("cohere").spec.max_docs_per_request
@@ -92,6 +95,8 @@ def test_no_adapter_sends_a_field_its_api_rejects(kind):
         ("tei", "http://127.0.0.1:8080/", "http://127.0.0.1:8080/rerank"),
         ("infinity", "http://h:7997", "http://h:7997/rerank"),
         ("vllm", "http://h:8000/v1", "http://h:8000/v1/rerank"),
+        ("litellm", "http://proxy:4000", "http://proxy:4000/v1/rerank"),
+        ("litellm", "http://proxy:4000/v1", "http://proxy:4000/v1/rerank"),
     ],
 )
 def test_urls(kind, base, url):
@@ -167,6 +172,17 @@ def test_urls(kind, base, url):
             {"query": "q", "documents": DOCS, "top_n": 2, "return_documents": False, "model": "m"},
         ),
         ("llamacpp", None, {"query": "q", "documents": DOCS, "top_n": 2}),
+        (
+            "litellm",
+            "my-reranker",
+            {
+                "model": "my-reranker",
+                "query": "q",
+                "documents": DOCS,
+                "top_n": 2,
+                "return_documents": False,
+            },
+        ),
     ],
 )
 def test_build_request_exact_body(kind, model, expected):
@@ -464,6 +480,19 @@ ERRORS = [
 ]
 
 
+ERRORS += [
+    # Bodies of no known shape still say what the server said.
+    ("jina", 500, "No connected db.", "No connected db.", None),
+    (
+        "cohere",
+        502,
+        {"errors": [{"message": "upstream down"}]},
+        '{"errors":[{"message":"upstream down"}]}',
+        None,
+    ),
+]
+
+
 @pytest.mark.parametrize("kind,status,body,message,retryable", ERRORS)
 def test_parse_error(kind, status, body, message, retryable):
     info = get_adapter(kind).parse_error(status, j(body))
@@ -475,6 +504,29 @@ def test_parse_error_of_a_non_json_body_keeps_its_text():
     body = b"Failed to deserialize the JSON body into the target type: missing field `texts`"
     assert get_adapter("tei").parse_error(422, body).message == body.decode()
     assert get_adapter("cohere").parse_error(502, b"").message == "HTTP 502"
+    for kind in ("litellm", "jina"):  # the plain-text 500 of a proxy asked without a key
+        assert get_adapter(kind).parse_error(500, b"Internal Server Error").message == (
+            "Internal Server Error"
+        )
+
+
+NGINX_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.25.3</center>\r\n"
+    + b"<!-- a padding comment -->\r\n" * 40
+    + b"</body>\r\n</html>\r\n"
+)
+
+
+@pytest.mark.parametrize("kind", sorted(set(ADAPTERS) - {"local"}))
+def test_an_html_error_page_becomes_a_short_excerpt(kind):
+    assert get_adapter(kind).parse_error(502, NGINX_502).message == "502 Bad Gateway"
+    untitled = b"<!DOCTYPE html><html><body><h1>Service\n Unavailable</h1><p>Try later.</p>" + (
+        b"<p>x</p>" * 200
+    )
+    message = get_adapter(kind).parse_error(503, untitled).message
+    assert message.startswith("Service Unavailable Try later.") and len(message) <= 200
+    assert "<" not in message
 
 
 # -- model profiles -----------------------------------------------------------------------------

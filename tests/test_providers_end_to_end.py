@@ -34,8 +34,12 @@ FIELDS = {
     "vllm": {"query", "documents", "top_n"},
     "infinity": {"query", "documents", "top_n", "return_documents"},
     "llamacpp": {"query", "documents", "top_n"},
+    "litellm": {"model", "query", "documents", "top_n", "return_documents"},
 }
-MODEL_NEEDED = {"xinference": '"bge-reranker-v2-m3"'}  # self-hosted and required: no default
+MODEL_NEEDED = {
+    "xinference": '"bge-reranker-v2-m3"',
+    "litellm": '"jina-rerank"',
+}  # self-hosted and required: no default
 
 
 def config(kind, path, out_dir, base_url, **sets):
@@ -65,7 +69,7 @@ def expected_usage(kind: str, tokens: int, n_docs: int) -> dict:
     both = {"prompt_tokens": tokens, "total_tokens": tokens, "search_units": None}
     if kind in ("cohere", "cohere-v1"):
         return {**both, "search_units": float(math.ceil(n_docs / 100))}
-    if kind in ("voyage", "vllm"):
+    if kind in ("voyage", "vllm", "litellm"):
         return {"prompt_tokens": None, "total_tokens": tokens, "search_units": None}
     if kind == "tei":  # in a response header: needs the client to pass reply.headers
         return {"prompt_tokens": None, "total_tokens": None, "search_units": None}
@@ -137,6 +141,7 @@ REJECTION = {
     "vllm": "query rejected by policy (400)",
     "infinity": "query rejected by policy (400)",
     "llamacpp": "query rejected by policy (400)",
+    "litellm": "query rejected by policy (invalid_request_error)",
 }
 
 
@@ -193,3 +198,24 @@ async def test_the_fakes_refuse_another_formats_request(
         outcome = await run(cfg)
     assert outcome.exit_code == EXIT_SOME_FAILED
     assert failures(out_dir)["message"][0].endswith(message)
+
+
+class HtmlErrorServer(SERVERS["jina"]):
+    """A proxy in front of the API whose own error page, not the API's body, comes back."""
+
+    def error_payload(self, status: int, error: dict) -> object:
+        padding = "<p>An error occurred while processing your request.</p>\n" * 60
+        return (
+            f"<!DOCTYPE html>\n<html><head><title>{status} Bad Gateway</title></head>\n"
+            f"<body><h1>Bad Gateway</h1>\n{padding}<hr><address>nginx</address></body></html>"
+        )
+
+
+async def test_an_html_error_page_is_a_short_excerpt_in_failures(tmp_path, out_dir):
+    path = write_grouped_parquet(tmp_path / "in.parquet", make_queries(1, 5, seed=26))
+    async with running_server(Knobs(script=deque(["503"] * 2)), HtmlErrorServer) as server:
+        outcome = await run(config("jina", path, out_dir, server.base_url, limits__max_attempts=2))
+    assert outcome.exit_code == EXIT_SOME_FAILED
+    assert failures(out_dir)["message"].to_list() == [
+        "chunk 0 (5 documents): HTTP 503: 503 Bad Gateway (gave up after 2 attempts)"
+    ]

@@ -125,7 +125,7 @@ async def test_broken_jsonl_rows_become_failures_and_the_job_goes_on(tmp_path, o
     assert s.queries_read == len(JSONL_CASES) == s.queries_ranked + s.queries_failed
 
 
-async def test_pairs_non_contiguous_query_is_an_input_failure(tmp_path, out_dir):
+async def test_pairs_non_contiguous_query_is_an_input_failure_when_allowed(tmp_path, out_dir):
     rows = [
         {"query_id": "q1", "query": "solar", "doc_id": "a", "text": "solar panel"},
         {"query_id": "q1", "query": "solar", "doc_id": "b", "text": "wind"},
@@ -138,7 +138,10 @@ async def test_pairs_non_contiguous_query_is_an_input_failure(tmp_path, out_dir)
     ]
     path = tmp_path / "pairs.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=3)
-    outcome = await run(job_config(path, out_dir, kind="local", input__layout='"pairs"'))
+    cfg = job_config(
+        path, out_dir, kind="local", input__layout='"pairs"', input__allow_ungrouped="true"
+    )
+    outcome = await run(cfg)
     assert outcome.exit_code == EXIT_SOME_FAILED
     f = failures(out_dir)
     by_error = dict(zip(f["error"].to_list(), f["message"].to_list(), strict=True))
@@ -156,7 +159,8 @@ def test_missing_column_is_a_clear_error_before_any_request(tmp_path):
     pq.write_table(pa.table({"qid": ["1"], "query": ["x"], "documents": [["a"]]}), path)
     with pytest.raises(
         InputError,
-        match=r"missing column 'query_id' \(columns are documents, qid, query\); set input.columns",
+        match=r"missing column 'query_id' for input.columns.query_id \(columns are documents, "
+        r"qid, query\); set input.columns.query_id to the column that holds it",
     ):
         items(path)
     assert [i.query_id for i in items(path, columns=_cols(query_id="qid"))] == ["1"]
@@ -189,7 +193,9 @@ def test_jsonl_with_a_misnamed_key_is_a_clear_error_before_any_request(tmp_path)
     path = tmp_path / "in.jsonl"
     path.write_text('{"id": "1", "query": "x", "documents": ["a"]}\n' * 3)
     with pytest.raises(
-        InputError, match=r"no key 'query_id' in the first 3 rows; set input.columns"
+        InputError,
+        match=r"no key 'query_id' for input.columns.query_id in the first 3 rows \(their keys "
+        r"are documents, id, query\); set input.columns.query_id",
     ):
         items(path)
     assert [i.query_id for i in items(path, columns=_cols(query_id="id"))] == ["1", "1", "1"]

@@ -32,15 +32,23 @@ Rules, with their sources (/work/notes/providers.md; "Pricing" and each provider
   money per request, so cost is 0; tokens and time still count. A `[pricing]` token price
   turns a self-hosted kind into a per-token one (e.g. vLLM behind a paid gateway).
 - **Unknown price**: a hosted API whose model has no list price and no `[pricing]` has an
-  unknown (None) cost, never 0.
+  unknown (None) cost, never 0; so has a job whose price is for the other basis.
+- **Basis**: the provider kind's (`spec.billing`) unless `[pricing] billing` says otherwise:
+  the wire format and the bill are separate things (a token-billed API behind a
+  Cohere-shaped gateway such as LiteLLM).
+- **Only answered requests are billed** (HTTP 2xx on their last attempt): what the provider
+  reported, and the estimate for those it reported nothing for. Requests never answered
+  (connection errors, 5xx, 429s to the end) are priced apart, as what they would have cost,
+  never added: none of the APIs documents billing them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-from pipeline.accounting.prices import Price, price_for
+from pipeline.accounting.prices import Price, Pricing, price_for, pricing_number
 from pipeline.providers import get_adapter
+from pipeline.text import plural
 
 DOCS_PER_SEARCH_UNIT = 100
 SEARCH_UNIT_DOCUMENT_TOKENS = 500
@@ -74,36 +82,65 @@ class Billing:
     docs_per_unit: int = DOCS_PER_SEARCH_UNIT
     tokens_per_document: int = SEARCH_UNIT_DOCUMENT_TOKENS
 
+    @property
+    def unit_price(self) -> float | None:
+        """USD per million tokens or per thousand search units; None when unknown."""
+        if self.price is None:
+            return None
+        if self.basis == "search_units":
+            return self.price.usd_per_thousand_search_units
+        return self.price.usd_per_million_tokens
+
     def describe(self) -> str:
+        """One line on the price used, or why the cost is unknown (never raises).
+
+        >>> Billing("search_units", Price(usd_per_million_tokens=0.05, source="job [pricing]"),
+        ...         "rerank-v3.5").describe()
+        'no price per search unit in job [pricing]: set pricing.usd_per_thousand_search_units, or pricing.billing = "tokens" if the API bills tokens'
+        """
         if self.basis == "none":
             return "self-hosted: no charge per request"
         if self.price is None:
             return f"no known price for model {self.model!r}: set [pricing] in the job"
-        p = self.price
-        rate = (
-            f"${p.usd_per_thousand_search_units:g} per 1,000 search units"
-            if self.basis == "search_units"
-            else f"${p.usd_per_million_tokens:g} per million tokens"
-        )
-        return f"{rate} ({p.source}{', as of ' + p.as_of if p.as_of else ''})"
+        p, rate = self.price, self.unit_price
+        if rate is None:
+            if self.basis == "search_units":
+                return (
+                    f"no price per search unit in {p.source}: set "
+                    'pricing.usd_per_thousand_search_units, or pricing.billing = "tokens" if the '
+                    "API bills tokens"
+                )
+            return (
+                f"no price per token in {p.source}: set pricing.usd_per_million_tokens, or "
+                'pricing.billing = "search_units" if the API bills search units'
+            )
+        unit = "1,000 search units" if self.basis == "search_units" else "million tokens"
+        return f"${rate:g} per {unit} ({p.source}{', as of ' + p.as_of if p.as_of else ''})"
 
 
-def job_billing(kind: str, model: str | None, pricing: dict[str, float]) -> Billing:
-    """The billing of a job's provider: `spec.billing`, self-hosted kinds free unless priced."""
+def job_billing(kind: str, model: str | None, pricing: Pricing) -> Billing:
+    """The billing of a job: `[pricing] billing`, else the provider's `spec.billing`;
+    self-hosted kinds are free unless priced or told how they bill."""
     spec = get_adapter(kind).spec
     model = model or spec.default_model
     price = price_for(kind, model, pricing)
-    basis = spec.billing
-    self_hosted = spec.default_base_url is None
+    chosen = pricing.get("billing")
+    basis = str(chosen) if chosen else spec.billing
+    self_hosted = spec.default_base_url is None and not spec.gateway
     if (
-        basis == "tokens"
+        chosen is None
+        and basis == "tokens"
         and self_hosted
         and (price is None or price.usd_per_million_tokens is None)
     ):
         basis = "none"
-    tokens_per_doc = int(pricing.get("search_unit_document_tokens", SEARCH_UNIT_DOCUMENT_TOKENS))
+    tokens_per_doc = pricing_number(pricing, "search_unit_document_tokens")
     return Billing(
-        basis, price, model, spec.docs_per_billing_unit or DOCS_PER_SEARCH_UNIT, tokens_per_doc
+        basis,
+        price,
+        model,
+        spec.docs_per_billing_unit or DOCS_PER_SEARCH_UNIT,
+        int(tokens_per_doc or SEARCH_UNIT_DOCUMENT_TOKENS),
     )
 
 
@@ -124,23 +161,106 @@ def cost_usd(
     return round(units * price.usd_per_thousand_search_units / 1e3, 9)
 
 
-def summary_cost(summary: dict, kind: str, model: str | None, pricing: dict[str, float]) -> dict:
-    """The `cost` block of summary.json, from its own token and search-unit totals.
+@dataclass(slots=True)
+class Billable:
+    """What a run's requests reported, split the way the bill needs it.
 
-    Reported figures are billed figures; when the provider reported nothing, the estimate
-    stands in and `from` says so (so a cost is never silently computed from zero).
+    `summary.json` keeps it as `billable`; `report` rebuilds it from `usage/`; both price it
+    with `run_cost`, so the end table, summary.json and `report` always agree.
     """
-    billing = job_billing(kind, model, pricing)
-    t = summary.get("tokens", {})
-    if billing.basis == "search_units":
-        units, source = t.get("reported_search_units"), "reported"
-        amount = cost_usd(billing.basis, None, units, billing.price)
-        if units is None:
-            source = "not reported"
+
+    requests_answered: int = 0
+    tokens_reported: int | None = None  # Σ reported total_tokens (None: none reported)
+    requests_without_tokens: int = 0  # answered, no token count reported
+    estimated_tokens_without_report: int = 0  # ...their estimate, billed in its place
+    search_units_reported: float | None = None
+    requests_without_search_units: int = 0  # answered, no search units reported
+    requests_unanswered: int = 0
+    estimated_tokens_unanswered: int = 0
+    estimated_search_units_unanswered: int = 0  # ceil(documents / 100) per request
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def run_cost(billing: Billing, used: Billable) -> dict:
+    """The `cost` block: answered requests billed, unanswered ones shown apart.
+
+    >>> used = Billable(requests_answered=2, tokens_reported=1_000_000, requests_without_tokens=1,
+    ...                 estimated_tokens_without_report=500_000, requests_unanswered=3,
+    ...                 estimated_tokens_unanswered=9_000_000)
+    >>> cost = run_cost(Billing("tokens", Price(usd_per_million_tokens=1.0), "m"), used)
+    >>> cost["usd"], cost["from"], cost["unanswered"]["usd_if_billed"]
+    (1.5, 'reported; estimated for 1 of 2 requests', 9.0)
+    """
+    basis, price = billing.basis, billing.price
+    unanswered = {
+        "requests": used.requests_unanswered,
+        "estimated_tokens": used.estimated_tokens_unanswered,
+        "estimated_search_units": used.estimated_search_units_unanswered,
+        "usd_if_billed": cost_usd(
+            basis,
+            used.estimated_tokens_unanswered,
+            used.estimated_search_units_unanswered,
+            price,
+        ),
+    }
+    tokens: int | None = None
+    units: float | None = None
+    if basis == "none":
+        source = "self-hosted: no charge per request"
+    elif not used.requests_answered:
+        tokens, units, source = 0, 0.0, "no request answered"
+    elif basis == "search_units":
+        missing = used.requests_without_search_units
+        if missing:  # part of the bill is unknown: say so rather than under-count
+            source = f"search units not reported for {plural(missing, 'request')}"
+        else:
+            units, source = used.search_units_reported, "reported"
     else:
-        reported = t.get("reported_total")
-        tokens, source = (
-            (reported, "reported") if reported is not None else (t.get("estimated"), "estimated")
+        tokens = (used.tokens_reported or 0) + used.estimated_tokens_without_report
+        missing = used.requests_without_tokens
+        if not missing:
+            source = "reported"
+        elif missing == used.requests_answered:
+            source = "estimated: no tokens reported"
+        else:
+            source = f"reported; estimated for {missing:,} of {plural(used.requests_answered, 'request')}"
+    return {
+        "usd": cost_usd(basis, tokens, units, price),
+        "basis": basis,
+        "from": source,
+        "price": billing.describe(),
+        "billed_tokens": tokens,
+        "billed_search_units": units,
+        "unanswered": unanswered,
+    }
+
+
+def summary_cost(summary: dict, kind: str, model: str | None, pricing: Pricing) -> dict:
+    """The `cost` block of summary.json, from its own `billable` block (see `JobStats`)."""
+    return run_cost(job_billing(kind, model, pricing), Billable(**summary.get("billable", {})))
+
+
+def cost_lines(cost: dict) -> list[str]:
+    """The `cost` block as table lines (the end of a run and `report` print the same).
+
+    >>> cost_lines({"usd": 0.0, "basis": "none", "from": "self-hosted: no charge per request"})
+    ['cost      none (self-hosted: no charge per request)']
+    >>> cost_lines({"usd": 0.5, "basis": "tokens", "from": "reported", "price": "$1 per million",
+    ...             "unanswered": {"requests": 1, "usd_if_billed": 0.25}})[1]
+    'unbilled  1 request never answered: not priced (would be $0.2500)'
+    """
+    if cost.get("basis") == "none":
+        return ["cost      none (self-hosted: no charge per request)"]
+    usd = cost.get("usd")
+    shown = "unknown" if usd is None else f"${usd:,.4f}"
+    lines = [f"cost      {shown}  ({cost.get('from')})  [{cost.get('price')}]"]
+    unanswered = cost.get("unanswered") or {}
+    if unanswered.get("requests"):
+        would = unanswered.get("usd_if_billed")
+        lines.append(
+            f"unbilled  {plural(unanswered['requests'], 'request')} never answered: not priced"
+            + ("" if would is None else f" (would be ${would:,.4f})")
         )
-        amount = cost_usd(billing.basis, tokens, None, billing.price)
-    return {"usd": amount, "basis": billing.basis, "from": source, "price": billing.describe()}
+    return lines

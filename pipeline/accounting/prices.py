@@ -9,8 +9,10 @@
     >>> price_for("jina", "my-finetune", {"usd_per_million_tokens": 0.1}).source
     'job [pricing]'
 
-`[pricing]` keys (all numbers, all optional):
+`[pricing]` keys (all optional):
 
+    billing = "tokens"                      # or "search_units": what the API bills, whatever
+                                            # its wire format (default: the provider kind's)
     usd_per_million_tokens = 0.05           # per-token APIs (Jina, Voyage, gateways, vLLM...)
     usd_per_thousand_search_units = 2.0     # Cohere
     search_unit_document_tokens = 500       # Cohere: tokens (query + document) per billed document
@@ -24,13 +26,17 @@ subtracted: put your contracted price in `[pricing]` when it differs.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-PRICING_KEYS = (
+PRICE_KEYS = (
     "usd_per_million_tokens",
     "usd_per_thousand_search_units",
     "search_unit_document_tokens",
 )
+PRICING_KEYS = ("billing", *PRICE_KEYS)
+BILLING_BASES = ("tokens", "search_units")
+Pricing = Mapping[str, float | str]  # a job's [pricing] section, as config.py reads it
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +64,15 @@ _VOYAGE, _COHERE, _JINA = (
 )
 
 
-def _p(kinds, pattern, *, tokens=None, units=None, source, as_of) -> ListPrice:
+def _p(
+    kinds: frozenset[str],
+    pattern: str,
+    *,
+    tokens: float | None = None,
+    units: float | None = None,
+    source: str,
+    as_of: str | None,
+) -> ListPrice:
     return ListPrice(kinds, re.compile(pattern), Price(tokens, units, source, as_of))
 
 
@@ -100,23 +114,43 @@ class PricingError(ValueError):
     """A `[pricing]` key that is unknown or out of range."""
 
 
-def check_pricing(pricing: dict[str, float]) -> None:
-    """Raise PricingError naming the first bad `[pricing]` key."""
+def check_pricing(pricing: Pricing) -> None:
+    """Raise PricingError naming the first bad `[pricing]` key.
+
+    >>> check_pricing({"billing": "units"})
+    Traceback (most recent call last):
+    ...
+    pipeline.accounting.prices.PricingError: pricing.billing = 'units': must be one of tokens, search_units
+    """
     for key, value in pricing.items():
         if key not in PRICING_KEYS:
             raise PricingError(
                 f"unknown key pricing.{key}: known keys are {', '.join(PRICING_KEYS)}"
             )
+        if key == "billing":
+            if value not in BILLING_BASES:
+                raise PricingError(
+                    f"pricing.billing = {value!r}: must be one of {', '.join(BILLING_BASES)}"
+                )
+            continue
+        if isinstance(value, str):
+            raise PricingError(f"pricing.{key} must be a number, got {value!r}")
         if value < 0 or (key == "search_unit_document_tokens" and value < 1):
             raise PricingError(
                 f"pricing.{key} = {value!r}: must be {'>= 1' if value >= 0 else '>= 0'}"
             )
 
 
-def price_for(kind: str, model: str | None, pricing: dict[str, float]) -> Price | None:
+def pricing_number(pricing: Pricing, key: str) -> float | None:
+    """A numeric `[pricing]` key (check_pricing has already refused strings there)."""
+    value = pricing.get(key)
+    return None if value is None or isinstance(value, str) else float(value)
+
+
+def price_for(kind: str, model: str | None, pricing: Pricing) -> Price | None:
     """The job's `[pricing]` if it names a price, else the list price of `model`, else None."""
-    per_token = pricing.get("usd_per_million_tokens")
-    per_unit = pricing.get("usd_per_thousand_search_units")
+    per_token = pricing_number(pricing, "usd_per_million_tokens")
+    per_unit = pricing_number(pricing, "usd_per_thousand_search_units")
     if per_token is not None or per_unit is not None:
         return Price(per_token, per_unit, "job [pricing]")
     if not model:

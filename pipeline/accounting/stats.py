@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from pipeline.accounting.cost import DOCS_PER_SEARCH_UNIT, Billable
 from pipeline.errors import ProviderError, RateLimited
 from pipeline.records import UsageRecord
 
@@ -42,6 +43,7 @@ class JobStats:
     reported_search_units: float = 0.0
     requests_with_reported_tokens: int = 0
     requests_with_reported_search_units: int = 0
+    billable: Billable = field(default_factory=Billable)  # answered vs never answered, for cost
     started: float = field(default_factory=time.monotonic)
     started_at: float = field(default_factory=time.time)
 
@@ -68,6 +70,26 @@ class JobStats:
         if usage.search_units is not None:
             self.requests_with_reported_search_units += 1
             self.reported_search_units += usage.search_units
+        self._add_billable(usage)
+
+    def _add_billable(self, usage: UsageRecord) -> None:
+        # Answered = a 2xx on the last attempt: only those are billed (accounting.cost).
+        b = self.billable
+        if usage.http_status is None or not 200 <= usage.http_status < 300:
+            b.requests_unanswered += 1
+            b.estimated_tokens_unanswered += usage.estimated_tokens
+            b.estimated_search_units_unanswered += -(-usage.n_docs // DOCS_PER_SEARCH_UNIT)
+            return
+        b.requests_answered += 1
+        if usage.total_tokens is None:
+            b.requests_without_tokens += 1
+            b.estimated_tokens_without_report += usage.estimated_tokens
+        else:
+            b.tokens_reported = (b.tokens_reported or 0) + usage.total_tokens
+        if usage.search_units is None:
+            b.requests_without_search_units += 1
+        else:
+            b.search_units_reported = (b.search_units_reported or 0.0) + usage.search_units
 
     def accounted_for(self) -> bool:
         """The invariant checked at the end: every query read is ranked, failed or skipped."""
@@ -110,6 +132,9 @@ class JobStats:
                     self.reported_search_units if self.requests_with_reported_search_units else None
                 ),
             },
+            # What the cost is computed from (accounting.cost.run_cost): answered requests
+            # as reported or estimated, and those never answered, apart.
+            "billable": self.billable.to_json(),
             "time": {
                 "started_at": self.started_at,
                 "wall_seconds": round(wall, 3),

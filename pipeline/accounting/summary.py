@@ -16,13 +16,14 @@ from typing import Any
 import orjson
 
 from pipeline.accounting.cost import summary_cost
+from pipeline.accounting.prices import Pricing
 from pipeline.accounting.stats import JobStats
 
 
 def job_summary(
     stats: JobStats,
     provider: dict[str, Any],
-    pricing: dict[str, float],
+    pricing: Pricing,
     *,
     status: str,
     in_flight: int,

@@ -1,7 +1,7 @@
 """Know the bill before a run (`rerank-pipeline estimate`) and after it (`report`).
 
     from pipeline.estimate import estimate_job, load_calibration
-    est = estimate_job(load_job("jobs/nightly.toml"), calibration=load_calibration(Path("out/pilot")))
+    est = estimate_job(load_job("jobs/jina-nightly.toml"), calibration=load_calibration(Path("out/pilot")))
     est.requests, est.tokens, est.cost_usd, est.seconds
 
 Billing rules and prices live in `pipeline.accounting.cost` and `pipeline.accounting.prices`.

@@ -8,16 +8,23 @@ Only usage/ rows where both figures exist count, so requests the provider did no
 are compared with ceil(documents / 100) per request, the part of Cohere's rule usage/ can
 reproduce (it keeps no text); long documents end up inside the ratio. The mean latency of
 answered requests is kept for the time estimate.
+
+When no row qualifies, the ratio is None and `unusable(basis)` says why: the estimate keeps
+the heuristic and says so, rather than pass it off as calibrated.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import orjson
 
 from pipeline.accounting.cost import DOCS_PER_SEARCH_UNIT
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 class CalibrationError(Exception):
@@ -34,12 +41,35 @@ class Calibration:
     unit_ratio: float | None
     unit_rows: int
     latency_ms: float | None
+    usage_rows: int = 0
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return asdict(self) | {
+            "unusable": {b: self.unusable(b) for b in ("tokens", "search_units")}
+        }
+
+    def unusable(self, basis: str) -> str | None:
+        """Why this pilot cannot scale an estimate billed by `basis` (None: it can)."""
+        if basis == "search_units":
+            if self.unit_ratio is not None:
+                return None
+            what = "reported search units"
+        else:
+            if self.token_ratio is not None:
+                return None
+            what = "reported tokens beside an estimate"
+        return (
+            f"none of the {self.usage_rows:,} usage/ rows of {self.source} has {what} "
+            "(did the provider report usage? were the requests answered?)"
+        )
 
 
-def read_usage(out_dir: Path):
+def total(series: pl.Series) -> float:
+    """Σ of a numeric column as a float (polars types `sum()` as any scalar)."""
+    return float(cast(float, series.sum()))
+
+
+def read_usage(out_dir: Path) -> pl.DataFrame:
     """usage/ of an output directory as a polars DataFrame (committed parts only)."""
     import polars as pl
 
@@ -64,15 +94,15 @@ def load_calibration(out_dir: Path, docs_per_unit: int = DOCS_PER_SEARCH_UNIT) -
 
     usage = read_usage(out_dir)
     tok = usage.filter(pl.col("total_tokens").is_not_null() & (pl.col("estimated_tokens") > 0))
-    est = tok["estimated_tokens"].sum()
-    token_ratio = tok["total_tokens"].sum() / est if tok.height and est else None
+    est = total(tok["estimated_tokens"])
+    token_ratio = total(tok["total_tokens"]) / est if tok.height and est else None
     su = usage.filter(pl.col("search_units").is_not_null() & (pl.col("n_docs") > 0))
-    base = ((su["n_docs"] + docs_per_unit - 1) // docs_per_unit).sum() if su.height else 0
-    unit_ratio = su["search_units"].sum() / base if base else None
+    base = total((su["n_docs"] + docs_per_unit - 1) // docs_per_unit) if su.height else 0
+    unit_ratio = total(su["search_units"]) / base if base else None
     answered = usage.filter(
         pl.col("http_status").is_between(200, 299) & pl.col("latency_ms").is_not_null()
     )
-    latency = answered["latency_ms"].mean() if answered.height else None
+    latency = total(answered["latency_ms"]) / answered.height if answered.height else None
     provider = run_provider(out_dir)
     return Calibration(
         source=str(out_dir),
@@ -83,4 +113,5 @@ def load_calibration(out_dir: Path, docs_per_unit: int = DOCS_PER_SEARCH_UNIT) -
         unit_ratio=None if unit_ratio is None else round(float(unit_ratio), 6),
         unit_rows=su.height,
         latency_ms=None if latency is None else round(float(latency), 3),
+        usage_rows=usage.height,
     )

@@ -1,8 +1,8 @@
 """`rerank-pipeline estimate JOB.toml` and `rerank-pipeline report OUTDIR`.
 
-    rerank-pipeline estimate jobs/nightly.toml                       # plan only, nothing sent
-    rerank-pipeline estimate jobs/nightly.toml --calibrate out/pilot  # scaled by a real run
-    rerank-pipeline report out/nightly                                # what a run did cost
+    rerank-pipeline estimate jobs/jina-nightly.toml                        # plan only, nothing sent
+    rerank-pipeline estimate jobs/jina-nightly.toml --calibrate out/pilot  # scaled by a real run
+    rerank-pipeline report out/nightly                                     # what a run did cost
 
 Wired into the CLI by `pipeline.cli._add_optional_commands`:
 
@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from pipeline.text import plural
+
 if TYPE_CHECKING:
     from pipeline.estimate.plan import Estimate
 
@@ -31,7 +33,7 @@ def add_estimate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p = subparsers.add_parser(
         "estimate", help="plan a job's requests and price them, sending nothing"
     )
-    p.add_argument("job", help="the job's TOML file, e.g. jobs/nightly.toml")
+    p.add_argument("job", help="the job's TOML file, e.g. jobs/jina-nightly.toml")
     p.add_argument(
         "--set",
         dest="overrides",
@@ -143,7 +145,7 @@ def format_estimate(est: Estimate, job: str, target: Path) -> str:
         how = "tokenizer"
     cal = est.calibration
     if cal and cal["token_ratio"] is not None:
-        how = f"heuristic x {cal['token_ratio']:.4f} from {cal['source']} ({cal['token_rows']:,} requests)"
+        how = f"heuristic x {cal['token_ratio']:.4f} from {cal['source']} ({plural(cal['token_rows'], 'request')})"
     lines = [
         f"estimate  {job}  ({p['kind']}, {p['model'] or 'server default model'}): nothing was sent",
         f"queries   {est.queries:,}  documents {est.documents:,}  requests {est.requests:,}"
@@ -154,8 +156,17 @@ def format_estimate(est: Estimate, job: str, target: Path) -> str:
     ]
     if est.billing == "search_units":
         lines.append(f"search    units {est.search_units:,}")
-    cost = "unknown" if est.cost_usd is None else f"${est.cost_usd:,.4f}"
-    lines.append(f"cost      {cost}  [{est.price}]")
+    if cal:
+        # A pilot that cannot scale this basis must not look like a calibrated estimate.
+        basis = "search_units" if est.billing == "search_units" else "tokens"
+        problem = (cal.get("unusable") or {}).get(basis)
+        if problem:
+            lines.append(f"warning   not calibrated: {problem}; the figures above are uncalibrated")
+    if est.billing == "none":
+        lines.append(f"cost      none ({est.price})")
+    else:
+        cost = "unknown" if est.cost_usd is None else f"${est.cost_usd:,.4f}"
+        lines.append(f"cost      {cost}  [{est.price}]")
     if est.seconds is None:
         lines.append(
             "time      unknown: no rate limits set and no latency (--latency-ms or --calibrate)"

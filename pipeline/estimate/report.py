@@ -4,10 +4,12 @@
     report["requests"], report["attempts"], report["tokens"]["reported"], report["cost"]["usd"]
 
 One usage/ row is one request (chunk). Billed quantities are summed over *answered*
-requests: what the provider reported where it reported it, our estimate where it did not
-(`tokens.estimated_for_rows` says how many rows, so a cost is never silently low or 0).
-`attempts` counts every HTTP attempt: no supported provider documents billing for
-retried 429s and 5xx, but they cost time and rate allowance.
+requests (HTTP 2xx): what the provider reported where it reported it, our estimate where it
+did not (`tokens.estimated_for_rows` says how many rows, so a cost is never silently low or
+0). Requests never answered are priced apart (`cost.unanswered`), never added: the same
+rule as summary.json (`accounting.cost.run_cost`). `attempts` counts every HTTP attempt:
+no supported provider documents billing for retried 429s and 5xx, but they cost time and
+rate allowance.
 
 Per query, with polars (sort explicitly: scans keep no row order):
 
@@ -23,8 +25,15 @@ from pathlib import Path
 
 import orjson
 
-from pipeline.accounting.cost import cost_usd, job_billing
-from pipeline.estimate.calibrate import read_usage
+from pipeline.accounting.cost import (
+    DOCS_PER_SEARCH_UNIT,
+    Billable,
+    cost_lines,
+    job_billing,
+    run_cost,
+)
+from pipeline.estimate.calibrate import read_usage, total
+from pipeline.text import plural
 
 
 def run_report(out_dir: Path) -> dict:
@@ -44,8 +53,12 @@ def run_report(out_dir: Path) -> dict:
     answered = usage.filter(pl.col("http_status").is_between(200, 299))
     reported_rows = answered.filter(pl.col("total_tokens").is_not_null())
     unreported = answered.filter(pl.col("total_tokens").is_null())
-    billed_tokens = int(reported_rows["total_tokens"].sum() + unreported["estimated_tokens"].sum())
+    tokens_reported = int(total(reported_rows["total_tokens"])) if reported_rows.height else None
+    billed_tokens = (tokens_reported or 0) + int(total(unreported["estimated_tokens"]))
     su_rows = answered.filter(pl.col("search_units").is_not_null())
+    units_reported = total(su_rows["search_units"]) if su_rows.height else None
+    estimated_reported = total(reported_rows["estimated_tokens"])
+    timed = answered.filter(pl.col("latency_ms").is_not_null())
     report = {
         "output_dir": str(out_dir),
         "provider": {"kind": kind, "model": model},
@@ -53,27 +66,25 @@ def run_report(out_dir: Path) -> dict:
         "requests": usage.height,
         "requests_answered": answered.height,
         "requests_failed": usage.height - answered.height,
-        "attempts": int(usage["attempts"].sum()),
-        "retries": int(usage["attempts"].sum()) - usage.height,
+        "attempts": int(total(usage["attempts"])),
+        "retries": int(total(usage["attempts"])) - usage.height,
         "tokens": {
-            "reported": int(reported_rows["total_tokens"].sum()) if reported_rows.height else None,
-            "estimated": int(usage["estimated_tokens"].sum()),
+            "reported": tokens_reported,
+            "estimated": int(total(usage["estimated_tokens"])),
             "billed": billed_tokens,
             "estimated_for_rows": unreported.height,
             "reported_over_estimated": (
-                round(
-                    reported_rows["total_tokens"].sum() / reported_rows["estimated_tokens"].sum(), 4
-                )
-                if reported_rows.height and reported_rows["estimated_tokens"].sum()
+                round((tokens_reported or 0) / estimated_reported, 4)
+                if reported_rows.height and estimated_reported
                 else None
             ),
         },
         "search_units": {
-            "reported": float(su_rows["search_units"].sum()) if su_rows.height else None,
+            "reported": units_reported,
             "unreported_rows": answered.height - su_rows.height,
         },
-        "latency_ms_mean": round(float(answered["latency_ms"].mean()), 3)
-        if answered.height
+        "latency_ms_mean": round(total(timed["latency_ms"]) / timed.height, 3)
+        if timed.height
         else None,
         "wall_seconds": (summary.get("time") or {}).get("wall_seconds"),
     }
@@ -84,19 +95,21 @@ def run_report(out_dir: Path) -> dict:
             "price": "unknown provider: no summary.json or job file",
         }
         return report
-    billing = job_billing(kind, model, pricing)
-    units = report["search_units"]["reported"]
-    if (
-        billing.basis == "search_units"
-        and units is not None
-        and report["search_units"]["unreported_rows"]
-    ):
-        units = None  # part of the bill is unknown: say so rather than under-count
-    report["cost"] = {
-        "usd": cost_usd(billing.basis, billed_tokens, units, billing.price),
-        "basis": billing.basis,
-        "price": billing.describe(),
-    }
+    unanswered = usage.filter(~pl.col("http_status").is_between(200, 299).fill_null(False))
+    used = Billable(
+        requests_answered=answered.height,
+        tokens_reported=tokens_reported,
+        requests_without_tokens=unreported.height,
+        estimated_tokens_without_report=int(total(unreported["estimated_tokens"])),
+        search_units_reported=units_reported,
+        requests_without_search_units=answered.height - su_rows.height,
+        requests_unanswered=unanswered.height,
+        estimated_tokens_unanswered=int(total(unanswered["estimated_tokens"])),
+        estimated_search_units_unanswered=int(
+            total((unanswered["n_docs"] + DOCS_PER_SEARCH_UNIT - 1) // DOCS_PER_SEARCH_UNIT)
+        ),
+    )
+    report["cost"] = run_cost(job_billing(kind, model, pricing), used)
     return report
 
 
@@ -109,24 +122,22 @@ def format_report(report: dict) -> str:
         f"queries   ranked {q.get('ranked', '?'):,}  failed {q.get('failed', '?'):,}"
         if q
         else "queries   (no summary.json)",
-        f"requests  {report['requests']:,} ({report['requests_failed']:,} failed), "
-        f"attempts {report['attempts']:,} ({report['retries']:,} retries)",
-        f"tokens    reported {_n(t['reported'])}  estimated {t['estimated']:,}  billed {t['billed']:,}"
+        f"requests  {report['requests']:,} ({report['requests_failed']:,} not answered), "
+        f"{plural(report['attempts'], 'attempt')} ({plural(report['retries'], 'retry')})",
+        f"tokens    {_reported(t['reported'])}  estimated {t['estimated']:,}"
+        + (f"  billed {cost['billed_tokens']:,}" if cost.get("billed_tokens") is not None else "")
         + (
-            f" ({t['estimated_for_rows']:,} requests unreported: estimate used)"
-            if t["estimated_for_rows"]
+            f" ({plural(t['estimated_for_rows'], 'answered request')} without a count: "
+            "estimate used)"
+            if t["estimated_for_rows"] and cost.get("billed_tokens") is not None
             else ""
         ),
     ]
     if su["reported"] is not None or cost["basis"] == "search_units":
-        lines.append(f"search    units reported {_n(su['reported'])}")
-    lines.append(f"cost      {_usd(cost['usd'])}  [{cost['price']}]")
+        lines.append(f"search    units {_reported(su['reported'])}")
+    lines.extend(cost_lines(cost))
     return "\n".join(lines)
 
 
-def _n(value: float | None) -> str:
-    return "not reported" if value is None else f"{value:,}"
-
-
-def _usd(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:,.4f}"
+def _reported(value: float | None) -> str:
+    return "none reported" if value is None else f"reported {value:,}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pipeline.providers.base import Adapter, Answer, ErrorInfo, ProviderSpec
 from pipeline.providers.cohere import CohereAdapter, CohereV1Adapter
 from pipeline.providers.jina import JinaAdapter
+from pipeline.providers.litellm import LiteLLMAdapter
 from pipeline.providers.local import LocalAdapter
 from pipeline.providers.models import ModelProfile, model_profile
 from pipeline.providers.selfhosted import InfinityAdapter, LlamaCppAdapter, VllmAdapter
@@ -34,6 +35,7 @@ ADAPTERS: dict[str, type[Adapter]] = {
         VllmAdapter,
         InfinityAdapter,
         LlamaCppAdapter,
+        LiteLLMAdapter,
     )
 }
 

@@ -23,6 +23,7 @@ import orjson
 
 from pipeline.errors import BadAnswer
 from pipeline.records import ProviderUsage
+from pipeline.text import excerpt
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,9 @@ class ProviderSpec:
     max_tokens_per_request: int | None = None  # documented per-request token ceiling, halved
     docs_per_billing_unit: int | None = None  # Cohere: one search unit = up to 100 documents
     never_send: frozenset[str] = frozenset()  # request fields this API rejects or drops
+    # A proxy in front of paid APIs (LiteLLM): its URL is the user's, like a self-hosted
+    # server's, but its bill is not zero, so without a price the cost is unknown, not $0.
+    gateway: bool = False
 
 
 @dataclass(slots=True)
@@ -88,7 +92,7 @@ def load_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        snippet = body[:120].decode("utf-8", "replace")
+        snippet = excerpt(body[:4096].decode("utf-8", "replace"), 120)
         raise BadAnswer(f"answer is not JSON ({exc.msg}): {snippet!r}") from None
 
 
@@ -202,14 +206,25 @@ def header_int(headers: Mapping[str, str] | None, name: str) -> int | None:
 def error_message(body: bytes) -> str | None:
     """One readable message from the error bodies rerank APIs send.
 
-    Jina / New API / one-api: {"error": {"message", "type", "code"}}; Cohere: {"message"};
-    Voyage, Xinference, FastAPI: {"detail": str | [{"msg"}]}; TEI: {"error", "error_type"}.
+    Jina / New API / one-api / LiteLLM: {"error": {"message", "type", "code"}}; Cohere:
+    {"message"}; Voyage, Xinference, FastAPI: {"detail": str | [{"msg"}]}; TEI: {"error",
+    "error_type"}. Anything else (plain text, a proxy's HTML page, JSON of another shape) is
+    shown as the server's own text, cut short: the message must say what the server said.
+
+        >>> error_message(b"Internal Server Error")
+        'Internal Server Error'
+        >>> error_message(b'<html><title>502 Bad Gateway</title><body>nginx</body></html>')
+        '502 Bad Gateway'
+        >>> error_message(b'"No connected db."')
+        'No connected db.'
     """
+    text = excerpt(body[:4096].decode("utf-8", "replace"))
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        text = body[:300].decode("utf-8", "replace").strip()
         return text or None
+    if isinstance(data, str):
+        return excerpt(data) or None
     if isinstance(data, dict):
         err = data.get("error")
         if isinstance(err, dict):
@@ -231,5 +246,4 @@ def error_message(body: bytes) -> str | None:
         msg = data.get("message")
         if isinstance(msg, str) and msg:
             return msg
-    text = body[:300].decode("utf-8", "replace").strip()
     return text or None

@@ -4,6 +4,11 @@ grouped: one row per query, `documents` a list of strings or of `{id, text}` str
          optional `doc_ids`.
 pairs:   one row per candidate, a query's rows contiguous. A query is complete when the
          next query id appears (or the input ends), so only one query is ever buffered.
+         A query id that comes back after another query means the input is not grouped:
+         an `InputError` (the job stops, exit 2) unless `input.allow_ungrouped`.
+
+The id columns (`doc_ids` grouped, `doc_id` pairs) are optional under their default names;
+a name the job gives them must exist, like every other column.
 
 A row that cannot become a query is yielded as a `Failure` (stage "input") whose message
 names the file, row and field; the job goes on with the next row.
@@ -15,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.config import InputConfig
+from pipeline.config import DefaultName, InputConfig
 from pipeline.read.sources import (
     MISSING,
     InputError,
@@ -44,17 +49,22 @@ class InputReader:
             GROUPED_BATCH_ROWS if cfg.layout == "grouped" else PAIRS_BATCH_ROWS
         )
         if cfg.layout == "grouped":
-            self.columns = [c.query_id, c.query, c.documents, c.doc_ids]
-            self.optional = {c.doc_ids}
+            names = ("query_id", "query", "documents", "doc_ids")
+            ids = c.doc_ids
         else:
-            self.columns = [c.query_id, c.query, c.doc_id, c.text]
-            self.optional = {c.doc_id}
+            names = ("query_id", "query", "doc_id", "text")
+            ids = c.doc_id
+        self.columns = [getattr(c, n) for n in names]
+        self.keys = {getattr(c, n): n for n in names}  # column -> its input.columns key
+        # Only the default name is optional: a misspelled mapping must not silently number
+        # the documents 0, 1, 2... (their ids would then match no judgment).
+        self.optional: set[str] = {ids} if isinstance(ids, DefaultName) else set()
 
     def check(self) -> None:
         """Fail fast, before any request: every file opens and has the needed columns."""
         for path, fmt in self.sources:
             if fmt == "parquet":
-                for _ in parquet_batches(path, self.columns, self.optional, 1):
+                for _ in parquet_batches(path, self.columns, self.optional, 1, self.keys):
                     break
             else:
                 self._check_jsonl_keys(path)
@@ -63,8 +73,9 @@ class InputReader:
         """JSONL has no schema: a required key that none of the first rows has is a
         misnamed column (a clear error now), not thousands of per-row failures later."""
         seen: set[str] = set()
+        keys: set[str] = set()
         parsed = 0
-        for batch in jsonl_batches(path, self.columns, sample_rows):
+        for batch in jsonl_batches(path, self.columns, sample_rows, keys):
             for name, values in batch.columns.items():
                 if any(v is not MISSING for v in values):
                     seen.add(name)
@@ -76,9 +87,11 @@ class InputReader:
         required = [c for c in self.columns if c not in self.optional]
         missing = [c for c in required if c not in seen]
         if missing:
+            key = f"input.columns.{self.keys[missing[0]]}"
             raise InputError(
-                f"{path}: no key {missing[0]!r} in the first {parsed} rows; "
-                f"set input.columns.<name> to the key your rows use"
+                f"{path}: no key {missing[0]!r} for {key} in the first {parsed} rows (their "
+                f"keys are {', '.join(sorted(keys)) or 'none'}); set {key} to the key your "
+                "rows use"
             )
 
     def count_queries(self) -> int | None:
@@ -92,7 +105,9 @@ class InputReader:
     def row_batches(self) -> Iterator[RowBatch]:
         for path, fmt in self.sources:
             if fmt == "parquet":
-                yield from parquet_batches(path, self.columns, self.optional, self.batch_rows)
+                yield from parquet_batches(
+                    path, self.columns, self.optional, self.batch_rows, self.keys
+                )
             else:
                 yield from jsonl_batches(path, self.columns, self.batch_rows)
 
@@ -138,6 +153,14 @@ class InputReader:
         if qid != group.query_id:
             if group.query_id is not None:
                 out.append(group.finish())
+            if qid in group.started and not self.cfg.allow_ungrouped:
+                raise InputError(
+                    f"input is not grouped by query_id: sort it ({label}: query_id {qid!r} "
+                    "comes back after other queries). Its earlier rows may have been ranked "
+                    "as a query of their own: after sorting, run with --overwrite. Or set "
+                    "input.allow_ungrouped = true to keep each later occurrence as a failure "
+                    "row instead"
+                )
             group.start(qid, label)
         if group.problem is not None:
             return out  # the query already failed; its remaining rows add nothing
@@ -181,8 +204,12 @@ class PairsGroup:
     doc_ids: list[str] = field(default_factory=list)
     id_set: set[str] = field(default_factory=set)
     problem: FieldProblem | None = None
+    # Every query id started so far: a pairs input must be grouped. The runner keeps the
+    # same set, so memory stays of the same order.
+    started: set[str] = field(default_factory=set)
 
     def start(self, qid: str, label: str) -> None:
+        self.started.add(qid)
         self.query_id, self.source, self.text = qid, label, ""
         self.documents, self.doc_ids, self.id_set, self.problem = [], [], set(), None
 
@@ -269,12 +296,17 @@ def _documents(
         docs, ids = _documents_slow(raw, given_ids, docs_name, label)
     if len(set(ids)) != len(ids):
         seen: set[str] = set()
-        dup = next(x for x in ids if x in seen or seen.add(x))
+        dup = next(x for x in ids if x in seen or _remember(seen, x))
         raise FieldProblem("duplicate_doc_id", f"{label}: duplicate document id {dup!r}")
     return docs, ids
 
 
 _STR = {str}
+
+
+def _remember(seen: set[str], value: str) -> bool:
+    seen.add(value)
+    return False
 
 
 def _documents_slow(
