@@ -9,7 +9,7 @@
     >>> cost_usd("tokens", 2_000_000, None, Price(usd_per_million_tokens=0.05))
     0.1
 
-Rules, with their sources (/work/notes/providers.md; "Pricing" and each provider's section):
+Rules, from each provider's pricing and API documentation (sources in `prices.py`):
 
 - **Per token** (Jina, Voyage, vLLM, Infinity, llama.cpp, New API / one-api gateways):
   every document is read together with the query, so a request bills

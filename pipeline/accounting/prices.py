@@ -17,8 +17,8 @@
     usd_per_thousand_search_units = 2.0     # Cohere
     search_unit_document_tokens = 500       # Cohere: tokens (query + document) per billed document
 
-Every default below is a list price as seen in /work/notes/providers.md ("Pricing",
-compiled 2026-11-23 from stored copies of the pages), with its source and date. List
+Every default below is a list price as seen on the provider's pricing page on 2026-11-23,
+with its source and date. List
 prices change and free tiers (Voyage's first 200M tokens, Jina's trial tokens) are not
 subtracted: put your contracted price in `[pricing]` when it differs.
 """

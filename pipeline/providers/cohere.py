@@ -3,12 +3,11 @@
     >>> CohereAdapter().build_request(None, "q", ["a", "b"], top_n=1)
     {'model': 'rerank-v3.5', 'query': 'q', 'documents': ['a', 'b'], 'top_n': 1}
 
-Sources checked (cohere-python SDK, docs.cohere.com). Facts that
-shaped this module, some against the issue text:
+Sources checked (cohere-python SDK, docs.cohere.com). Facts that shaped this module:
 
 - Key variable: the SDK prefers and documents `CO_API_KEY`; `COHERE_API_KEY` is accepted
-  but undocumented (cohere-python `client.py::_get_api_key_from_environment`). The issue
-  said COHERE_API_KEY: it is kept as `alt_key_envs`.
+  but undocumented (cohere-python `client.py::_get_api_key_from_environment`), so it is
+  read too, as `alt_key_envs`.
 - Base URL `https://api.cohere.com` (OpenAPI servers); the older `api.cohere.ai` still works.
 - v2 requires `model`, so `rerank-v3.5` is sent when the job names none. v2 dropped
   `return_documents`, `rank_fields` and `max_chunks_per_doc` and returns no `document`;
