@@ -121,8 +121,10 @@ class QueryBook:
         """Write a query re-ranked by its final pass (`scores` is that pass's answer)."""
         if scores.usage is not None:
             self.writer.add_usage(scores.usage)
-        ranking = state.final_pass_ranking(scores.positions, scores.scores)
-        self.writer.add_ranked(state.query, ranking)
+        c = state.final_pass_columns(scores.positions, scores.scores)
+        self.writer.add_ranked_columns(
+            state.query, c.positions, c.scores, c.chunk_scores, c.final_scores
+        )
         self._ranked(state.query)
 
     def _ranked(self, query: Query) -> None:

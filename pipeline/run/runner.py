@@ -45,7 +45,13 @@ async def run_job(
     stats = JobStats()
     progress = Progress(stats, total=job.reader.count_queries(), quiet=quiet)
     out = cfg.output
-    writer = OutputWriter(job.out_dir, out.include_text, out.flush_rows, out.flush_seconds)
+    writer = OutputWriter(
+        job.out_dir,
+        out.include_text,
+        out.flush_rows,
+        out.flush_seconds,
+        final_pass=lim.final_pass,
+    )
     limits = await Limits.create(
         lim.max_concurrency, lim.requests_per_minute, lim.tokens_per_minute
     )

@@ -59,8 +59,17 @@ FAILURES_SCHEMA = pa.schema(
 )
 
 
-def results_schema(include_text: bool) -> pa.Schema:
-    return RESULTS_SCHEMA.append(pa.field("text", pa.string())) if include_text else RESULTS_SCHEMA
+# With limits.final_pass, the two scores `score` is made from (see
+# pipeline.merge.PendingQuery.final_pass_columns), so that no information is lost.
+FINAL_PASS_FIELDS = [pa.field("chunk_score", pa.float64()), pa.field("final_score", pa.float64())]
+
+
+def results_schema(include_text: bool, final_pass: bool = False) -> pa.Schema:
+    schema = RESULTS_SCHEMA
+    if final_pass:
+        for f in FINAL_PASS_FIELDS:
+            schema = schema.append(f)
+    return schema.append(pa.field("text", pa.string())) if include_text else schema
 
 
 class OutputWriter:
@@ -70,14 +79,17 @@ class OutputWriter:
         include_text: bool,
         flush_rows: int = 20_000,
         flush_seconds: float = 3.0,
+        *,
+        final_pass: bool = False,
     ):
         self.out_dir = out_dir
         self.include_text = include_text
+        self.final_pass = final_pass  # results/ also has chunk_score and final_score
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
         self.schemas = {
-            "results": results_schema(include_text),
+            "results": results_schema(include_text, final_pass),
             "usage": USAGE_SCHEMA,
             "failures": FAILURES_SCHEMA,
         }
@@ -92,9 +104,17 @@ class OutputWriter:
             (out_dir / name).mkdir(parents=True, exist_ok=True)
 
     # -- buffering (cheap, on the event loop) ----------------------------------------
-    def add_ranked_columns(self, query: Query, positions: list[int], scores: list[float]) -> None:
-        """add_ranked for a ranking given as two lists (PendingQuery.order()): whole columns
-        are extended at once instead of five appends per document."""
+    def add_ranked_columns(
+        self,
+        query: Query,
+        positions: list[int],
+        scores: list[float],
+        chunk_scores: list[float] | None = None,
+        final_scores: list[float | None] | None = None,
+    ) -> None:
+        """add_ranked for a ranking given as lists (PendingQuery.order()): whole columns
+        are extended at once instead of five appends per document. `chunk_scores` and
+        `final_scores` (a final pass's query) default to `scores` and nulls."""
         cols = self._buffers["results"]
         n = len(positions)
         cols["query_id"].extend(repeat(query.query_id, n))
@@ -102,6 +122,9 @@ class OutputWriter:
         cols["rank"].extend(range(1, n + 1))
         cols["score"].extend(scores)
         cols["input_rank"].extend(map(_ONE.__add__, positions))
+        if self.final_pass:
+            cols["chunk_score"].extend(scores if chunk_scores is None else chunk_scores)
+            cols["final_score"].extend(repeat(None, n) if final_scores is None else final_scores)
         if self.include_text:
             cols["text"].extend(map(query.documents.__getitem__, positions))
         self._pending_rows += n
@@ -116,6 +139,9 @@ class OutputWriter:
             cols["rank"].append(rank)
             cols["score"].append(doc.score)
             cols["input_rank"].append(doc.position + 1)
+            if self.final_pass:
+                cols["chunk_score"].append(doc.score)
+                cols["final_score"].append(None)
             if self.include_text:
                 cols["text"].append(query.documents[doc.position])
         self._pending_rows += len(ranking)
