@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+
+import orjson
 import polars as pl
 import pytest
 
 from pipeline.config import load_job
-from pipeline.errors import SetupError
+from pipeline.errors import OutputError, SetupError
+from pipeline.records import Failure, Query, UsageRecord
 from pipeline.run import EXIT_OK
-from tests.helpers import results, run
+from pipeline.write import OutputWriter, committed_parts
+from tests.fake_server import Knobs, ThreadedServer
+from tests.helpers import make_queries, results, run, write_grouped_parquet
+
+
+def start_cli(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "RERANK_API_KEY": "sk-test"},
+    )
 
 
 async def test_final_pass_score_falls_with_rank_and_both_raw_scores_are_kept(tmp_path):
@@ -46,3 +64,71 @@ async def test_turning_the_final_pass_on_is_another_job_for_resume(tmp_path):
     await run(load_job("jobs/sample.toml", [*out, "limits.final_pass=false"]))
     with pytest.raises(SetupError, match=r"final_pass: was None, now True"):
         await run(load_job("jobs/sample.toml", out))
+
+
+def test_output_folder_gone_mid_run_one_line_exit_2_summary_written_and_resumable(tmp_path):
+    # A real failure of the filesystem, not a mock: once the first parts are committed,
+    # results/ is swapped for a plain file, so the next part cannot be created in it
+    # (ENOTDIR; chmod would not do: these tests may run as root, which ignores modes).
+    queries = make_queries(600, [3, 8], seed=61)
+    path = write_grouped_parquet(tmp_path / "in.parquet", queries)
+    out = tmp_path / "out"
+    job = tmp_path / "job.toml"
+    with ThreadedServer(Knobs(latency_s=0.02)) as server:
+        job.write_text(
+            f'[input]\npath = "{path}"\n[provider]\nkind = "jina"\nbase_url = "{server.base_url}"\n'
+            "[limits]\nmax_concurrency = 2\n"
+            f'[output]\ndir = "{out}"\nflush_seconds = 0.2\n'
+        )
+        proc = start_cli("run", str(job), "--quiet")
+        while not committed_parts(out)["results"]:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.02)
+        (out / "results").rename(tmp_path / "results.saved")
+        (out / "results").write_text("not a folder")
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 2, stderr
+        lines = stderr.decode().strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: cannot write "), lines
+        assert f"{out / 'results'}" in lines[0] and "Not a directory" in lines[0]
+        summary = orjson.loads((out / "summary.json").read_bytes())
+        assert summary["status"] == "output_error"
+
+        # Put the folder back: the work committed before is there, and a rerun resumes
+        # from it, sending none of it again.
+        (out / "results").unlink()
+        (tmp_path / "results.saved").rename(out / "results")
+        saved = set(pl.read_parquet(committed_parts(out)["results"])["query_id"].to_list())
+        assert saved
+        sent_before = len(server.log)
+        proc = start_cli("run", str(job), "--quiet")
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr
+        resent = {r.query for r in server.log[sent_before:]}
+    assert not resent & {q["query"] for q in queries if q["query_id"] in saved}
+    got = results(out)
+    assert got["query_id"].n_unique() == len(queries)
+    assert got.group_by("query_id", "rank").len()["len"].max() == 1  # each query once
+
+
+async def test_rows_a_failed_commit_held_are_committed_by_the_next_flush(tmp_path):
+    # The output may be writable again later (space freed): nothing is dropped meanwhile,
+    # and the failed commit leaves no part file and no manifest line behind.
+    writer = OutputWriter(tmp_path, include_text=False)
+    query = Query("q1", "solar", ["a", "b"], ["d1", "d2"], "in row 1")
+    writer.add_ranked_columns(query, [1, 0], [0.9, 0.1])
+    writer.add_failure(Failure("q2", "in row 2", "input", "missing_field", "no query"))
+    await writer.flush()
+    (tmp_path / "usage").rename(tmp_path / "usage.saved")
+    (tmp_path / "usage").write_text("not a folder")
+    writer.add_ranked_columns(Query("q3", "x", ["c"], ["d3"], "in row 3"), [0], [0.5])
+    writer.add_usage(UsageRecord("q3", 0, 1, 1, 200, 1.0, None, None, None, 4, "tokens", 0.0))
+    with pytest.raises(OutputError, match=r"usage.*Not a directory"):
+        await writer.flush()
+    assert [len(v) for v in committed_parts(tmp_path).values()] == [1, 0, 1]
+    assert len(list((tmp_path / "results").iterdir())) == 1  # its results part: removed
+    (tmp_path / "usage").unlink()
+    (tmp_path / "usage.saved").rename(tmp_path / "usage")
+    await writer.close()
+    assert sorted(results(tmp_path)["query_id"].to_list()) == ["q1", "q1", "q3"]
+    assert pl.read_parquet(committed_parts(tmp_path)["usage"])["query_id"].to_list() == ["q3"]

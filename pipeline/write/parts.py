@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 import time
 from itertools import repeat
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
+from pipeline.errors import OutputError
 from pipeline.records import Failure, Query, RankedDoc, UsageRecord
 
 _ONE = 1
@@ -183,13 +185,56 @@ class OutputWriter:
                 return
             buffers, self._buffers = self._buffers, {n: _empty(s) for n, s in self.schemas.items()}
             usage_rows, self._usage_rows = self._usage_rows, []
-            queries, self._pending_queries, self._pending_rows = self._pending_queries, 0, 0
+            queries, rows = self._pending_queries, self._pending_rows
+            self._pending_queries, self._pending_rows = 0, 0
             self._last_flush = time.monotonic()
             seq, self._seq = self._seq, self._seq + 1
-            await asyncio.to_thread(self._commit, seq, buffers, queries, usage_rows)
+            try:
+                await asyncio.to_thread(self._commit_or_undo, seq, buffers, queries, usage_rows)
+            except OutputError:
+                # Keep the rows for the last flush at close: the disk may have room again.
+                self._put_back(buffers, usage_rows, queries, rows)
+                raise
 
     async def close(self) -> None:
         await self.flush()
+
+    def _put_back(
+        self, buffers: dict[str, dict[str, list]], usage_rows: list[tuple], queries: int, rows: int
+    ) -> None:
+        for name, cols in buffers.items():
+            if name == "usage":
+                continue  # made from usage_rows in _commit, which are put back below
+            current = self._buffers[name]
+            for col, values in cols.items():
+                current[col] = values + current[col]
+        self._usage_rows = usage_rows + self._usage_rows
+        self._pending_queries += queries
+        self._pending_rows += rows
+
+    def _commit_or_undo(
+        self, seq: int, buffers: dict[str, dict[str, list]], queries: int, usage_rows: list[tuple]
+    ) -> None:
+        """`_commit`, or on an OSError (folder gone, disk full) an `OutputError` naming the
+        path, with this commit's part files removed and the manifest as it was: committed
+        work stays exactly as before, and no half-written line is left to append after."""
+        manifest = self.out_dir / MANIFEST
+        try:
+            size = manifest.stat().st_size
+        except OSError:
+            size = None
+        try:
+            self._commit(seq, buffers, queries, usage_rows)
+        except OSError as exc:
+            final = f"part-{seq:06d}-{self.run_id}.parquet"
+            for name in DATASETS:
+                for path in (self.out_dir / name / final, self.out_dir / name / f".{final}.tmp"):
+                    with contextlib.suppress(OSError):
+                        path.unlink(missing_ok=True)
+            if size is not None:
+                with contextlib.suppress(OSError), open(manifest, "r+b") as fh:
+                    fh.truncate(size)
+            raise OutputError(f"cannot write {_where(exc, self.out_dir)}: {_reason(exc)}") from exc
 
     def _commit(
         self, seq: int, buffers: dict[str, dict[str, list]], queries: int, usage_rows: list[tuple]
@@ -284,6 +329,18 @@ def drop_retryable_failures(out_dir: Path) -> list[str]:
     for path in old:
         path.unlink(missing_ok=True)
     return [q for q in dropped if q is not None]
+
+
+def _where(exc: OSError, out_dir: Path) -> str:
+    # pyarrow's errors carry the path in their text only ("Failed to open local file '…'").
+    if exc.filename:
+        return str(exc.filename)
+    found = re.search(r"local file '([^']+)'", str(exc))
+    return found.group(1) if found else f"to {out_dir}"
+
+
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 def _next_seq(out_dir: Path) -> int:
