@@ -78,4 +78,6 @@ def outcome_of(
             EXIT_SOME_FAILED, stats, "internal error: not every query was accounted for", summary
         )
     # The status describes the whole output directory, earlier (resumed) runs included.
-    return Outcome(EXIT_SOME_FAILED if failed_total else EXIT_OK, stats, summary=summary)
+    # An empty input is not an error (a nightly export may be empty), but it is said.
+    empty = "" if stats.queries_read else "warning: the input held no queries: nothing was sent"
+    return Outcome(EXIT_SOME_FAILED if failed_total else EXIT_OK, stats, empty, summary)

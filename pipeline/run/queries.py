@@ -13,8 +13,6 @@ It owns no task and awaits nothing but the writer, so any engine (the asyncio on
 
 from __future__ import annotations
 
-import sys
-
 from pipeline.accounting.stats import JobStats
 from pipeline.call.client import ChunkFailed
 from pipeline.chunk import plan_final_pass
@@ -151,10 +149,9 @@ class QueryBook:
                 f"set limits.final_pass = true to re-rank the merged top "
                 f"{self.settings.listwise_window} in one request"
             )
-        print(
+        self.progress.write(
             f"warning: {self.settings.profile.note}; a list of {n_docs} candidates is split "
-            f"into chunks whose scores are not exactly comparable: {how}",
-            file=sys.stderr,
+            f"into chunks whose scores are not exactly comparable: {how}"
         )
 
 
