@@ -98,10 +98,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ConfigError, SetupError, InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_SETUP
-    except OSError as exc:  # the output directory's own files (job record, resolved job)
-        print(
-            f"error: cannot write {exc.filename or cfg.output.dir}: {exc.strerror}", file=sys.stderr
-        )
+    except OSError as exc:  # the output directory's own files (job record, earlier parts)
+        where = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+        print(f"error: {where}", file=sys.stderr)
         return EXIT_SETUP
     except KeyboardInterrupt:
         print("interrupted before the first request: nothing was sent", file=sys.stderr)

@@ -41,6 +41,12 @@ async def test_final_pass_score_falls_with_rank_and_both_raw_scores_are_kept(tmp
 
     rises = final.filter(pl.col("score").diff().over("query_id") > 0)
     assert rises.height == 0, rises
+    # Exactly: rank is the order of score descending, ties by input_rank ascending (the
+    # documented tie-break; BM25 ties often, e.g. every document sharing no query term).
+    resorted = final.sort(
+        "query_id", pl.col("score"), "input_rank", descending=[False, True, False]
+    )
+    assert resorted["rank"].to_list() == final["rank"].to_list()
     # chunk_score is each document's own chunk score: what a run without the final pass
     # ranks by, document for document.
     joined = final.join(plain, on=["query_id", "doc_id"], suffix="_plain")
@@ -132,3 +138,25 @@ async def test_rows_a_failed_commit_held_are_committed_by_the_next_flush(tmp_pat
     await writer.close()
     assert sorted(results(tmp_path)["query_id"].to_list()) == ["q1", "q1", "q3"]
     assert pl.read_parquet(committed_parts(tmp_path)["usage"])["query_id"].to_list() == ["q3"]
+
+
+def test_an_output_directory_that_cannot_take_the_job_record_is_one_line_and_exit_2(tmp_path):
+    out = tmp_path / "out"
+    (out / "_job.json").mkdir(parents=True)  # where the job record goes: a folder
+    proc = start_cli("run", "jobs/sample.toml", "--set", f"output.dir={out}")
+    _, stderr = proc.communicate(timeout=120)
+    lines = stderr.decode().strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, lines
+    assert lines[0] == f"error: {out / '_job.json'}: Is a directory"
+
+
+def test_a_summary_that_cannot_be_written_is_said_and_exit_2_with_the_results_kept(tmp_path):
+    out = tmp_path / "out"
+    (out / ".summary.json.tmp").mkdir(parents=True)  # summary.json's way in: blocked
+    proc = start_cli("run", "jobs/sample.toml", "--quiet", "--set", f"output.dir={out}")
+    _, stderr = proc.communicate(timeout=120)
+    lines = [x for x in stderr.decode().splitlines() if not x.startswith("warning:")]
+    assert proc.returncode == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("error: summary.json not written (Is a directory)")
+    assert not (out / "summary.json").exists()  # never half a file
+    assert results(out)["query_id"].n_unique() == 36
