@@ -201,20 +201,25 @@ def test_an_empty_input_says_so_and_exits_0(tmp_path):
 
 
 # -- Ctrl-C during estimate ------------------------------------------------------------
-def holds_open(pid: int, path: Path) -> bool:
+def holds_open(pid: int, folder: Path) -> bool:
     fds = Path(f"/proc/{pid}/fd")
     try:
-        return any(os.readlink(fd) == str(path) for fd in fds.iterdir())
+        return any(os.readlink(fd).startswith(f"{folder}/") for fd in fds.iterdir())
     except OSError:  # an fd closed while we looked
         return False
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
 def test_ctrl_c_during_estimate_is_one_line_and_130(tmp_path):
-    path = write_pairs_jsonl(tmp_path / "big.jsonl", make_queries(4000, 60, seed=74))
+    # Several seconds of planning: 5 files of 240,000 rows each (links to one file).
+    folder = tmp_path / "in"
+    folder.mkdir()
+    first = write_pairs_jsonl(folder / "part-0.jsonl", make_queries(4000, 60, seed=74))
+    for i in range(1, 5):
+        os.link(first, folder / f"part-{i}.jsonl")
     job = tmp_path / "job.toml"
     job.write_text(
-        f'[input]\npath = "{path}"\nlayout = "pairs"\n[provider]\nkind = "local"\n'
+        f'[input]\npath = "{folder}"\nlayout = "pairs"\n[provider]\nkind = "local"\n'
         f'[output]\ndir = "{tmp_path / "out"}"\n'
     )
     proc = subprocess.Popen(
@@ -224,7 +229,7 @@ def test_ctrl_c_during_estimate_is_one_line_and_130(tmp_path):
         text=True,
     )
     # Interrupt once it is reading the input: past start-up, inside the estimate.
-    while not holds_open(proc.pid, path):
+    while not holds_open(proc.pid, folder):
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.005)
     proc.send_signal(signal.SIGINT)
