@@ -120,7 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print_summary(outcome, cfg.output.dir)
         if totals.get("failed"):
-            print_failures(cfg.output.dir)
+            print_failures(cfg.output.dir, earlier=totals["failed"] - outcome.stats.queries_failed)
     if outcome.message:
         print(outcome.message, file=sys.stderr)
     if cfg.eval.qrels and outcome.exit_code in (0, 1):
@@ -133,16 +133,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-def print_failures(out_dir: str) -> None:
+def print_failures(out_dir: str, earlier: int) -> None:
+    """Why queries failed: failures/ by error kind (`pipeline.run.failure_table`)."""
     from pathlib import Path
 
     try:
         kinds = failure_kinds(Path(out_dir))
-    except OSError as exc:  # failures/ unreadable: say so, the counts above still stand
-        print(f"failed    (failures/ cannot be read: {exc})", file=sys.stderr)
+    except (OSError, ValueError) as exc:  # unreadable: the counts above still stand
+        print(f"warning: {out_dir}/failures/ cannot be read: {exc}", file=sys.stderr)
         return
     if kinds:
-        print("\n".join(format_failures(kinds, out_dir)))
+        print("\n".join(format_failures(kinds, out_dir, earlier)))
 
 
 def run_job_eval(cfg: JobConfig, qrels: str, quiet: bool) -> int:
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
             return args.func(args)
         except KeyboardInterrupt:  # a command that did not catch it itself
-            print("\ninterrupted", file=sys.stderr)
+            print("interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
 
 

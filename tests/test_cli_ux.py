@@ -140,10 +140,14 @@ def test_end_table_says_why_queries_failed_which_retry_and_where(tmp_path):
     # The first request fails on both of its attempts (max_attempts = 2): transient.
     knobs = Knobs(reject_queries=rejected, script=deque(["503", "503"]))
     with ThreadedServer(knobs) as server:
-        proc = cli("run", str(server_job(tmp_path, path, server.base_url)))
+        job = server_job(tmp_path, path, server.base_url)
+        proc = cli("run", str(job))
+        again = cli("run", str(job))  # resumed: nothing to do, the failures are still there
     assert proc.returncode == 1, proc.stderr
+    assert again.returncode == 1, again.stderr
+    assert "failures  3 queries in" in again.stdout and "3 from earlier runs" in again.stdout
     lines = proc.stdout.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("failed    3 queries"))
+    start = next(i for i, line in enumerate(lines) if line.startswith("failures  3 queries"))
     assert f"{tmp_path / 'out'}/failures/" in lines[start]
     http_400 = lines[start + 1].split()
     assert http_400[:4] == ["http_400", "2", "not", "retryable"], lines[start + 1]

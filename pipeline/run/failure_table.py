@@ -4,7 +4,7 @@
     ...     FailureKind("http_503", 2, 2, "chunk 0 (8 documents): HTTP 503: overloaded"),
     ...     FailureKind("http_400", 1, 0, "chunk 0 (3 documents): HTTP 400: bad query"),
     ... ], "out/x")))
-    failed    3 queries, by error (one sample message each; all rows in out/x/failures/):
+    failures  3 queries in out/x/failures/; by error, with one sample message:
       http_503  2  retryable      chunk 0 (8 documents): HTTP 503: overloaded
       http_400  1  not retryable  chunk 0 (3 documents): HTTP 400: bad query
     retry     2 of them retryable (transient errors): the same command with --retry-failed runs them again
@@ -49,13 +49,15 @@ def failure_kinds(out_dir: Path) -> list[FailureKind]:
     return sorted(kinds.values(), key=lambda k: (-k.count, k.error))
 
 
-def format_failures(kinds: list[FailureKind], out_dir: str) -> list[str]:
+def format_failures(kinds: list[FailureKind], out_dir: str, earlier: int = 0) -> list[str]:
+    """The table's lines; `earlier`: how many of the failures earlier runs left."""
     total = sum(k.count for k in kinds)
     width = max(len(k.error) for k in kinds)
     digits = len(f"{max(k.count for k in kinds):,}")
+    before = f", {earlier:,} from earlier runs" if earlier > 0 else ""
     lines = [
-        f"failed    {total:,} queries, by error (one sample message each; "
-        f"all rows in {out_dir}/failures/):"
+        f"failures  {total:,} queries in {out_dir}/failures/{before}; by error, "
+        "with one sample message:"
     ]
     for k in kinds:
         if k.retryable == k.count:
