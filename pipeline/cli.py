@@ -1,7 +1,8 @@
 """The command line: `rerank-pipeline run JOB.toml [--set section.key=value ...]`.
 
-Exit status: 0 every query ranked; 1 some queries failed; 2 the job or input is invalid
-(nothing was sent); 3 the API refused the key (401/403); 130 interrupted (resumable).
+Exit status: see EXIT_STATUSES (printed by --help). Tables go to stdout, diagnostics
+(warnings, errors, progress) to stderr; a reader that closes stdout early (`| head`)
+changes neither the exit status nor what is written (`pipeline.console`).
 """
 
 from __future__ import annotations
@@ -13,20 +14,41 @@ import sys
 from pipeline import __version__
 from pipeline.accounting.cost import cost_lines
 from pipeline.config import JobConfig, load_job
+from pipeline.console import guarded_streams
 from pipeline.errors import ConfigError, InputError, SetupError
 from pipeline.run import EXIT_INTERRUPTED, EXIT_SETUP, Outcome, prepare_job, run_job
+from pipeline.run.failure_table import failure_kinds, format_failures
 from pipeline.text import plural
+
+EXIT_STATUSES = """\
+exit status:
+  0    every query ranked (estimate, report, eval: done)
+  1    some queries failed: see OUTDIR/failures/; --retry-failed runs the transient ones again
+  2    the job, input or setup is invalid (nothing was sent), or the output could not be
+       written (the work committed before is saved: run again to resume)
+  3    the API refused the key (401/403): the job stopped at once
+  4    the endpoint is unusable: it kept failing and the job stopped (circuit breaker)
+  130  interrupted (Ctrl-C, SIGTERM): finished work is saved; run again to resume
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rerank-pipeline",
         description="Rerank candidate lists through a rerank API, streamed, resumable, accounted.",
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a job file")
+    run = sub.add_parser(
+        "run",
+        help="run a job file",
+        description="Run a job file: rank every query of its input, resumable.",
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("job", help="the job's TOML file, e.g. jobs/sample.toml")
     run.add_argument(
         "--set",
@@ -78,6 +100,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ConfigError, SetupError, InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_SETUP
+    except OSError as exc:  # the output directory's own files (job record, earlier parts)
+        where = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+        print(f"error: {where}", file=sys.stderr)
+        return EXIT_SETUP
+    except KeyboardInterrupt:
+        print("interrupted before the first request: nothing was sent", file=sys.stderr)
+        return EXIT_INTERRUPTED
     try:
         outcome = asyncio.run(run_job(job, quiet=args.quiet))
     except KeyboardInterrupt:  # a second Ctrl-C: give up the grace period
@@ -89,15 +118,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     except InputError as exc:  # a file that became unreadable mid-run
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_SETUP
+    totals = (outcome.summary or {}).get("output_dir_totals", {})
     if not args.quiet:
         print_summary(outcome, cfg.output.dir)
+        if totals.get("failed"):
+            print_failures(cfg.output.dir, earlier=totals["failed"] - outcome.stats.queries_failed)
     if outcome.message:
         print(outcome.message, file=sys.stderr)
     if cfg.eval.qrels and outcome.exit_code in (0, 1):
+        if not totals.get("ranked"):
+            print("evaluation skipped: no query has been ranked", file=sys.stderr)
+            return outcome.exit_code
         code = run_job_eval(cfg, cfg.eval.qrels, quiet=args.quiet)
         if code:
             return code
     return outcome.exit_code
+
+
+def print_failures(out_dir: str, earlier: int) -> None:
+    """Why queries failed: failures/ by error kind (`pipeline.run.failure_table`)."""
+    from pathlib import Path
+
+    try:
+        kinds = failure_kinds(Path(out_dir))
+    except (OSError, ValueError) as exc:  # unreadable: the counts above still stand
+        print(f"warning: {out_dir}/failures/ cannot be read: {exc}", file=sys.stderr)
+        return
+    if kinds:
+        print("\n".join(format_failures(kinds, out_dir, earlier)))
 
 
 def run_job_eval(cfg: JobConfig, qrels: str, quiet: bool) -> int:
@@ -107,7 +155,7 @@ def run_job_eval(cfg: JobConfig, qrels: str, quiet: bool) -> int:
     from pipeline.evaluate import EvalInputError, evaluate_output_dir
 
     if not quiet:
-        print(f"\nevaluation against {qrels}:", file=sys.stderr)
+        print(f"\nevaluation against {qrels}:")
     try:
         evaluate_output_dir(
             Path(cfg.output.dir),
@@ -115,7 +163,7 @@ def run_job_eval(cfg: JobConfig, qrels: str, quiet: bool) -> int:
             k=cfg.eval.k,
             relevance_threshold=cfg.eval.relevance_threshold,
             print_table=not quiet,
-            stream=sys.stderr,
+            stream=sys.stdout,
         )
     except EvalInputError as exc:
         print(f"error: evaluation: {exc}", file=sys.stderr)
@@ -149,7 +197,7 @@ def print_summary(outcome: Outcome, out_dir: str) -> None:
         f"{tm['documents_per_second'] or 0:,.0f} documents/s)",
         f"output    {out_dir}/results/*.parquet  (failures/, usage/, summary.json)",
     ]
-    print("\n".join(lines), file=sys.stderr)
+    print("\n".join(lines))
 
 
 def _cost_lines(cost: dict | None) -> list[str]:
@@ -159,8 +207,13 @@ def _cost_lines(cost: dict | None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    with guarded_streams():
+        try:
+            args = build_parser().parse_args(argv)
+            return args.func(args)
+        except KeyboardInterrupt:  # a command that did not catch it itself
+            print("interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

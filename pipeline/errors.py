@@ -9,6 +9,12 @@ Before the first request (the CLI prints the message and exits 2; nothing was se
     SetupError            a pre-flight check failed: key, URL, output directory, resume
     InputError            the input cannot be read at all (missing file or column)
 
+During a run:
+
+    OutputError           the output directory cannot be written (made unwritable, disk
+                          full): the run stops, summary.json is written if it can be, and
+                          the CLI exits 2; the work committed before is kept (resumable)
+
 A request that went wrong, translated at one boundary (`pipeline.call.client`) with the
 original as `__cause__`:
 
@@ -43,6 +49,10 @@ class SetupError(Exception):
 
 class InputError(Exception):
     """The input cannot be read at all (missing file or column): raised before any request."""
+
+
+class OutputError(Exception):
+    """A part file, the manifest or summary.json could not be written; names the path."""
 
 
 class ProviderError(Exception):

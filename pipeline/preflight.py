@@ -1,5 +1,6 @@
 """Pre-flight checks: what a run needs before its first request (key, model, URL, output
-directory), each checked with a message that says what to do next.
+directory, the [eval] section's judgments), each checked with a message that says what to
+do next.
 
 Problems here are `SetupError`s (`pipeline.errors`); the CLI prints them and exits 2, and
 no request has been sent. `pipeline.run.prepare_job` runs them in order.
@@ -110,3 +111,25 @@ def prepare_output_dir(path: Path) -> None:
         raise SetupError(f"output.dir {str(path)!r}: cannot create ({exc.strerror})") from None
     if not os.access(path, os.W_OK):
         raise SetupError(f"output.dir {str(path)!r}: not writable")
+
+
+def check_eval(cfg: JobConfig) -> None:
+    """The job's [eval] section: the evaluation runs after the last request, so a missing
+    or unreadable qrels file or an unusable threshold is found here, before any is paid for.
+    The judgments are parsed in full (as the evaluation will): a bad line stops the job now."""
+    ev = cfg.eval
+    if ev.qrels is None:
+        return
+    if ev.relevance_threshold < 1:
+        raise SetupError(
+            f"eval.relevance_threshold = {ev.relevance_threshold}: must be at least 1 (the "
+            "lowest label counted relevant; 0 would make judged non-relevant documents relevant)"
+        )
+    # Imported here: a job without [eval] never loads the evaluation package.
+    from pipeline.evaluate import EvalInputError
+    from pipeline.evaluate.judgments import load_judgments
+
+    try:
+        load_judgments(ev.qrels)
+    except EvalInputError as exc:
+        raise SetupError(f"eval.qrels: {exc}; fix [eval] or remove it") from None

@@ -40,5 +40,13 @@ class Progress:
             refresh=True,
         )
 
+    def write(self, message: str) -> None:
+        """A diagnostic line on stderr: above the live bar (which is redrawn below it), not
+        into it."""
+        if self.bar.disable:
+            print(message, file=sys.stderr)
+        else:
+            self.bar.write(message, file=sys.stderr)
+
     def close(self) -> None:
         self.bar.close()

@@ -33,6 +33,11 @@ def job_identity(cfg: JobConfig) -> dict:
     """What must match for a directory to be resumed: everything that changes the output."""
     sources = resolve_sources(cfg.input.path, cfg.input.format)
     files = [[str(p), p.stat().st_size] for p, _ in sources]
+    output: dict[str, Any] = {"top_n": cfg.output.top_n, "include_text": cfg.output.include_text}
+    if cfg.limits.final_pass:
+        # results/ then has two more columns and another ranking. Named only when set, so
+        # the directories of jobs without it keep their fingerprint.
+        output["final_pass"] = True
     identity = {
         "input": {
             "files": files,
@@ -45,7 +50,7 @@ def job_identity(cfg: JobConfig) -> dict:
             "model": cfg.provider.model,
             "url": cfg.provider.endpoint or cfg.provider.base_url,
         },
-        "output": {"top_n": cfg.output.top_n, "include_text": cfg.output.include_text},
+        "output": output,
     }
     return orjson.loads(orjson.dumps(identity))  # JSON-native, as it is stored
 

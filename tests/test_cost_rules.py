@@ -42,7 +42,7 @@ def test_a_server_answering_only_5xx_costs_nothing_everywhere(tmp_path, monkeypa
     with ThreadedServer(Knobs(script=deque(["500"] * 100))) as server:
         job = write_job(tmp_path, path, server.base_url, extra=PRICE)
         assert main(["run", job]) == EXIT_SOME_FAILED
-    table = capsys.readouterr().err
+    table = capsys.readouterr().out
     summary = orjson.loads((tmp_path / "out" / "summary.json").read_bytes())
     cost = summary["cost"]
     estimated = summary["tokens"]["estimated"]
@@ -123,8 +123,8 @@ def test_a_price_for_the_other_basis_is_cost_unknown_in_run_estimate_and_report(
         assert main(["report", str(tmp_path / "out")]) == EXIT_OK
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err and "TypeError" not in captured.err
-    assert captured.err.count("cost      unknown") == 2  # the end table and the estimate
-    assert "cost      unknown" in captured.out and needle in captured.out
+    # The end table, the estimate and the report: tables go to stdout.
+    assert captured.out.count("cost      unknown") == 3 and needle in captured.out
 
 
 # -- calibration with nothing to calibrate from ------------------------------------------------
@@ -136,11 +136,11 @@ def test_calibrating_from_a_pilot_without_usage_says_so(tmp_path, monkeypatch, c
         assert main(["run", pilot, "--quiet"]) == EXIT_OK
         job = write_job(tmp_path, path, server.base_url, out="full")
     assert main(["estimate", job, "--calibrate", str(tmp_path / "pilot")]) == EXIT_OK
-    err = capsys.readouterr().err
-    assert "tokens    " in err and "(heuristic)" in err
+    out = capsys.readouterr().out
+    assert "tokens    " in out and "(heuristic)" in out
     assert (
         f"warning   not calibrated: none of the 3 usage/ rows of {tmp_path / 'pilot'} has "
-        "reported tokens beside an estimate" in err
+        "reported tokens beside an estimate" in out
     )
     est = orjson.loads((tmp_path / "full" / "estimate.json").read_bytes())
     assert est["calibration"]["unusable"]["tokens"].startswith("none of the 3 usage/ rows")
@@ -155,8 +155,8 @@ def test_a_usable_pilot_prints_no_warning(tmp_path, monkeypatch, capsys):
         pilot = write_job(tmp_path, path, server.base_url, out="pilot")
         assert main(["run", pilot, "--quiet"]) == EXIT_OK
     assert main(["estimate", pilot, "--calibrate", str(tmp_path / "pilot")]) == EXIT_OK
-    err = capsys.readouterr().err
-    assert "not calibrated" not in err and "heuristic x" in err
+    out = capsys.readouterr().out
+    assert "not calibrated" not in out and "heuristic x" in out
     est = orjson.loads((tmp_path / "pilot" / "estimate.json").read_bytes())
     assert est["tokens"] == sum(pair_tokens(q["query"], d) for q in queries for d in q["documents"])
 
@@ -169,12 +169,12 @@ def test_the_end_table_of_a_local_run_reads_right(tmp_path, capsys):
         f'[input]\npath = "{path}"\n[provider]\nkind = "local"\n[output]\ndir = "{tmp_path}/o"\n'
     )
     assert main(["run", str(job)]) == EXIT_OK
-    table = capsys.readouterr().err
+    table = capsys.readouterr().out
     assert "cost      none (self-hosted: no charge per request)" in table
     assert "none reported" in table and "reported not reported" not in table
     assert "(estimated)" not in table and "0 retries" in table
     assert main(["estimate", str(job)]) == EXIT_OK
-    assert "cost      none (self-hosted: no charge per request)" in capsys.readouterr().err
+    assert "cost      none (self-hosted: no charge per request)" in capsys.readouterr().out
     assert main(["report", f"{tmp_path}/o"]) == EXIT_OK
     report = capsys.readouterr().out
     assert "tokens    none reported  estimated" in report and "reported none" not in report

@@ -245,7 +245,7 @@ def test_cli_estimate_writes_estimate_json_and_sends_nothing(tmp_path, capsys):
     assert (est["queries"], est["requests"], est["tokens"], est["search_units"]) == (2, 2, 24, None)
     assert est["cost_usd"] == pytest.approx(24.0)
     assert est["seconds"] == pytest.approx(2.0) and est["binding_limit"] == "requests_per_minute"
-    assert "nothing was sent" in capsys.readouterr().err
+    assert "nothing was sent" in capsys.readouterr().out  # a table: stdout
     assert not (out / "usage").exists()
     job.write_text(job.read_text() + "usd_per_token = 1.0\n")
     assert main(["estimate", str(job)]) == 2

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -45,4 +47,13 @@ def job_summary(
 
 
 def write_summary(out_dir: Path, summary: dict) -> None:
-    (out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    """Written whole or not at all: a full disk leaves the earlier summary.json, never half
+    a file (the caller reports the OSError)."""
+    target, tmp = out_dir / "summary.json", out_dir / ".summary.json.tmp"
+    try:
+        tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+        os.replace(tmp, target)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise

@@ -9,7 +9,8 @@ Wired into the CLI by `pipeline.cli._add_optional_commands`:
     from pipeline.estimate.command import add_estimate_parser, add_report_parser
     add_estimate_parser(sub); add_report_parser(sub)
 
-Exit status: 0 done; 2 the job, input, calibration directory or tokenizer is unusable.
+Exit status: 0 done; 2 the job, input, calibration directory or tokenizer is unusable;
+130 interrupted (nothing was sent, estimate.json not written). Tables go to stdout.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pipeline.text import plural
 if TYPE_CHECKING:
     from pipeline.estimate.plan import Estimate
 
-EXIT_OK, EXIT_SETUP = 0, 2
+EXIT_OK, EXIT_SETUP, EXIT_INTERRUPTED = 0, 2, 130
 
 
 def add_estimate_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -116,8 +117,11 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_SETUP
+    except KeyboardInterrupt:  # planning a large input takes a while
+        print("interrupted: nothing was sent; no estimate.json written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if not args.quiet:
-        print(format_estimate(est, args.job, target), file=sys.stderr)
+        print(format_estimate(est, args.job, target))
     return EXIT_OK
 
 
@@ -174,5 +178,7 @@ def format_estimate(est: Estimate, job: str, target: Path) -> str:
     else:
         parts = ", ".join(f"{k} {v:,.1f}s" for k, v in est.seconds_by_limit.items())
         lines.append(f"time      {est.seconds:,.1f}s, bound by {est.binding_limit}  ({parts})")
+    if not est.queries and not est.input_failures:
+        lines.append("note      the input held no queries: a run would send nothing")
     lines.append(f"written   {target}  (planned in {est.elapsed_seconds:.2f}s)")
     return "\n".join(lines)

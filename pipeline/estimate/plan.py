@@ -130,8 +130,13 @@ def estimate_job(
 
 
 def _add_final_pass(est: Estimate, query: Query, window: int, chunks: list[Chunk]) -> None:
-    """One more request of the merged leaders; their tokens taken at the query's mean."""
-    n = min(window, len(query.documents))
+    """One more request of the merged leaders; their tokens taken at the query's mean.
+
+    The run picks the leaders from the merged chunk answers, and each chunk answers
+    `chunk.top_n` = min(top_n, its size) documents: with `top_n` set, fewer than the
+    window may be there to re-send (3 chunks x top_n 5 = 15, not 64).
+    """
+    n = min(window, sum(c.top_n for c in chunks))
     est.requests += 1
     est.tokens_heuristic += round(
         sum(c.estimated_tokens for c in chunks) * n / len(query.documents)

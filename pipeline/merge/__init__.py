@@ -14,6 +14,8 @@ pointwise scorer the result equals one unchunked request's ranking.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from itertools import islice
 from operator import gt, neg
 
@@ -66,11 +68,59 @@ class PendingQuery:
         neg_scores, positions = zip(*pairs, strict=True)
         return list(positions), list(map(neg, neg_scores))
 
-    def final_pass_ranking(self, positions: list[int], scores: list[float]) -> list[RankedDoc]:
+    def final_pass_columns(self, positions: list[int], scores: list[float]) -> FinalColumns:
         """A listwise final pass re-ranked the merged leaders in one context: they come
-        first, in its order; the rest follow in merged order, with their chunk scores."""
+        first, in its order; the rest follow in merged order.
+
+        `score` must fall as `rank` grows, yet the two stages score on scales that need
+        not agree, so each document keeps both raw scores (`chunk_score`, `final_score`:
+        None outside the final pass) and `score` is the one the rank was decided by: the
+        final-pass score for the leaders, the chunk score for the rest, shifted down by
+        one amount per query only when needed to put the best of them just below the
+        last leader (order and gaps within the rest unchanged).
+
+            >>> from pipeline.records import Query
+            >>> q = Query("q1", "x", ["a", "b", "c", "d"], ["a", "b", "c", "d"], "row 1")
+            >>> state = PendingQuery(q, n_chunks=2, top_n=None)
+            >>> state.add([0, 1], [0.9, 0.8]); state.add([2, 3], [0.95, 0.7])
+            >>> cols = state.final_pass_columns([2, 0], [0.3, 0.6])   # leaders: 2 and 0
+            >>> cols.positions, cols.final_scores
+            ([0, 2, 1, 3], [0.6, 0.3, None, None])
+            >>> [round(s, 6) for s in cols.scores], cols.chunk_scores
+            ([0.6, 0.3, 0.3, 0.2], [0.9, 0.95, 0.8, 0.7])
+            >>> cols.scores[2] < cols.scores[1]
+            True
+        """
+        chunk_score = dict(zip(self.positions, self.scores, strict=True))
         leaders = sorted(zip(positions, scores, strict=True), key=lambda ps: (-ps[1], ps[0]))
         taken = set(positions)
-        ranked = [RankedDoc(p, s) for p, s in leaders]
-        ranked += [d for d in self.ranking(cut=False) if d.position not in taken]
-        return ranked if self.top_n is None else ranked[: self.top_n]
+        rest = [d for d in self.ranking(cut=False) if d.position not in taken]
+        rest_scores = [d.score for d in rest]
+        if leaders and rest and rest_scores[0] >= leaders[-1][1]:
+            last = leaders[-1][1]
+            shift = rest_scores[0] - last
+            below = math.nextafter(last, -math.inf)  # strictly below: no tie with a leader
+            # Float subtraction is monotone, and so is min with a constant: order is kept.
+            rest_scores = [min(s - shift, below) for s in rest_scores]
+        cols = FinalColumns(
+            positions=[p for p, _ in leaders] + [d.position for d in rest],
+            scores=[s for _, s in leaders] + rest_scores,
+            chunk_scores=[chunk_score[p] for p, _ in leaders] + [d.score for d in rest],
+            final_scores=[s for _, s in leaders] + [None] * len(rest),
+        )
+        if self.top_n is not None:
+            cols.cut(self.top_n)
+        return cols
+
+
+@dataclass(slots=True)
+class FinalColumns:
+    """A final-pass query's ranking as columns of results/, best first."""
+
+    positions: list[int]
+    scores: list[float]  # falls as rank grows (see PendingQuery.final_pass_columns)
+    chunk_scores: list[float]  # each document's score from its chunk request
+    final_scores: list[float | None]  # its final-pass score; None for the rest
+
+    def cut(self, n: int) -> None:
+        del self.positions[n:], self.scores[n:], self.chunk_scores[n:], self.final_scores[n:]

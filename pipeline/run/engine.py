@@ -15,7 +15,7 @@ import asyncio
 from typing import Any
 
 from pipeline.call.client import ChunkFailed, RerankClient
-from pipeline.errors import AuthError, InputError
+from pipeline.errors import AuthError, InputError, OutputError
 from pipeline.merge import PendingQuery
 from pipeline.progress import Progress
 from pipeline.read import InputReader
@@ -46,6 +46,7 @@ class AsyncEngine:
         self.flush_seconds = flush_seconds
         self.stop = StopControl()
         self.input_error: InputError | None = None  # a file that became unreadable mid-run
+        self.output_error: OutputError | None = None  # the output could not be written
 
     async def run(self) -> None:
         """Until the input is done, or a stop (signal, 401/403, unreadable input) is over."""
@@ -109,7 +110,7 @@ class AsyncEngine:
                     return
                 for chunk in self.book.take(item):
                     await queue.put(chunk)
-            await self.writer.maybe_flush()
+            await self._flush()
 
     async def _worker(self, queue: asyncio.Queue[Chunk | None]) -> None:
         while True:
@@ -126,7 +127,7 @@ class AsyncEngine:
                 continue
             if self.book.chunk_answered(state, scores):
                 await self._write(state)
-            await self.writer.maybe_flush()
+            await self._flush()
 
     async def _write(self, state: PendingQuery) -> None:
         """Write a query whose chunks are all in, re-ranking its leaders first if asked."""
@@ -147,9 +148,20 @@ class AsyncEngine:
             self.stop.stop_for(exc)
         return None
 
+    async def _flush(self) -> None:
+        """Commit finished work when due. An output that cannot be written stops the job as
+        Ctrl-C does: in-flight answers are still taken (the writer keeps every row it could
+        not commit, for the last try at close), nothing new is sent."""
+        try:
+            await self.writer.maybe_flush()
+        except OutputError as exc:
+            if self.output_error is None:
+                self.output_error = exc
+            self.stop.requested.set()
+
     async def _tick(self) -> None:
         """Flush on time even when no query completes (slow servers, long retries)."""
         while True:
             await asyncio.sleep(min(1.0, self.flush_seconds))
-            await self.writer.maybe_flush()
+            await self._flush()
             self.progress.refresh()

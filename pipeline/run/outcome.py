@@ -1,8 +1,8 @@
 """How a run ended: its status word (summary.json), exit code and closing message.
 
 Exit codes: 0 every query ranked; 1 some failed (in this run or an earlier one into the
-same output directory); 2 the input became unreadable mid-run; 3 the API refused the key;
-130 interrupted. Every stop but a 401/403 keeps finished work, and the job resumes.
+same output directory); 2 the input became unreadable or the output unwritable mid-run;
+3 the API refused the key; 130 interrupted. Every stop but a 401/403 keeps finished work, and the job resumes.
 """
 
 from __future__ import annotations
@@ -23,8 +23,14 @@ class Outcome:
 
 
 def run_status(
-    *, fatal: BaseException | None, input_error: BaseException | None, interrupted: bool
+    *,
+    fatal: BaseException | None,
+    input_error: BaseException | None,
+    interrupted: bool,
+    output_error: BaseException | None = None,
 ) -> str:
+    if output_error is not None:
+        return "output_error"
     if fatal is not None:
         return "auth_error"
     if input_error is not None:
@@ -40,7 +46,16 @@ def outcome_of(
     input_error: BaseException | None,
     interrupted: bool,
     failed_total: int,
+    output_error: BaseException | None = None,
 ) -> Outcome:
+    if output_error is not None:
+        return Outcome(
+            EXIT_SETUP,
+            stats,
+            f"error: {output_error}; the work committed before is saved: fix the output "
+            "directory (or free space) and run the same command again to resume",
+            summary,
+        )
     if input_error is not None:
         return Outcome(
             EXIT_SETUP,
@@ -63,4 +78,6 @@ def outcome_of(
             EXIT_SOME_FAILED, stats, "internal error: not every query was accounted for", summary
         )
     # The status describes the whole output directory, earlier (resumed) runs included.
-    return Outcome(EXIT_SOME_FAILED if failed_total else EXIT_OK, stats, summary=summary)
+    # An empty input is not an error (a nightly export may be empty), but it is said.
+    empty = "" if stats.queries_read else "warning: the input held no queries: nothing was sent"
+    return Outcome(EXIT_SOME_FAILED if failed_total else EXIT_OK, stats, empty, summary)

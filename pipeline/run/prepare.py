@@ -3,8 +3,8 @@
     job = prepare_job(load_job("jobs/sample.toml"))   # SetupError / InputError / ConfigError
     outcome = asyncio.run(run_job(job))
 
-In order: the request shape (`resolve_settings`), the key, model and URL
-(`pipeline.preflight`), the input's files and columns, the output directory, resume
+In order: the request shape (`resolve_settings`), the key, model and URL and the [eval]
+section (`pipeline.preflight`), the input's files and columns, the output directory, resume
 (`pipeline.resume`: what an earlier run of the job already finished), and the resolved job
 written beside the output. Nothing is sent and no output row is written here.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 from pipeline.config import JobConfig, to_toml
 from pipeline.preflight import (
     check_chunk_size,
+    check_eval,
     prepare_output_dir,
     resolve_key,
     resolve_model,
@@ -49,6 +50,7 @@ def prepare_job(
     model = resolve_model(cfg, adapter)
     url = resolve_url(cfg, adapter)
     check_chunk_size(cfg, adapter, settings.max_docs)
+    check_eval(cfg)
     reader = open_input(cfg.input)
     reader.check()
     out_dir = Path(cfg.output.dir)

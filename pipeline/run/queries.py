@@ -13,8 +13,6 @@ It owns no task and awaits nothing but the writer, so any engine (the asyncio on
 
 from __future__ import annotations
 
-import sys
-
 from pipeline.accounting.stats import JobStats
 from pipeline.call.client import ChunkFailed
 from pipeline.chunk import plan_final_pass
@@ -121,8 +119,10 @@ class QueryBook:
         """Write a query re-ranked by its final pass (`scores` is that pass's answer)."""
         if scores.usage is not None:
             self.writer.add_usage(scores.usage)
-        ranking = state.final_pass_ranking(scores.positions, scores.scores)
-        self.writer.add_ranked(state.query, ranking)
+        c = state.final_pass_columns(scores.positions, scores.scores)
+        self.writer.add_ranked_columns(
+            state.query, c.positions, c.scores, c.chunk_scores, c.final_scores
+        )
         self._ranked(state.query)
 
     def _ranked(self, query: Query) -> None:
@@ -149,10 +149,9 @@ class QueryBook:
                 f"set limits.final_pass = true to re-rank the merged top "
                 f"{self.settings.listwise_window} in one request"
             )
-        print(
+        self.progress.write(
             f"warning: {self.settings.profile.note}; a list of {n_docs} candidates is split "
-            f"into chunks whose scores are not exactly comparable: {how}",
-            file=sys.stderr,
+            f"into chunks whose scores are not exactly comparable: {how}"
         )
 
 

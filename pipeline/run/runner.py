@@ -16,6 +16,7 @@ from pipeline.accounting.stats import JobStats
 from pipeline.accounting.summary import job_summary, write_summary
 from pipeline.call.client import RerankClient
 from pipeline.call.http import HttpTransport
+from pipeline.errors import OutputError
 from pipeline.limit import Limits
 from pipeline.progress import Progress
 from pipeline.providers.local import LocalTransport
@@ -45,7 +46,13 @@ async def run_job(
     stats = JobStats()
     progress = Progress(stats, total=job.reader.count_queries(), quiet=quiet)
     out = cfg.output
-    writer = OutputWriter(job.out_dir, out.include_text, out.flush_rows, out.flush_seconds)
+    writer = OutputWriter(
+        job.out_dir,
+        out.include_text,
+        out.flush_rows,
+        out.flush_seconds,
+        final_pass=lim.final_pass,
+    )
     limits = await Limits.create(
         lim.max_concurrency, lim.requests_per_minute, lim.tokens_per_minute
     )
@@ -79,7 +86,10 @@ async def run_job(
         if own:
             await wire.close()
         progress.close()
-        await writer.close()
+        try:
+            await writer.close()
+        except OutputError as exc:  # the last try failed too: the run ends with it
+            engine.output_error = engine.output_error or exc
     return _finish(job, stats, book, engine)
 
 
@@ -94,16 +104,26 @@ def _finish(job: PreparedJob, stats: JobStats, book: QueryBook, engine: AsyncEng
         "final_pass": bool(settings.final_window),
     }
     fatal, input_error, interrupted = stop.fatal, engine.input_error, stop.stopping
+    output_error: BaseException | None = engine.output_error
     summary = job_summary(
         stats,
         provider,
         job.cfg.pricing,
-        status=run_status(fatal=fatal, input_error=input_error, interrupted=interrupted),
+        status=run_status(
+            fatal=fatal,
+            input_error=input_error,
+            interrupted=interrupted,
+            output_error=output_error,
+        ),
         in_flight=book.in_flight,
         ranked_earlier=job.resume.ranked_earlier,
         failed_earlier=job.resume.failed_earlier,
     )
-    write_summary(job.out_dir, summary)
+    try:
+        write_summary(job.out_dir, summary)
+    except OSError as exc:  # the disk that failed a part may fail this too
+        note = f"summary.json not written ({exc.strerror})"
+        output_error = OutputError(f"{output_error}; {note}" if output_error else note)
     return outcome_of(
         stats,
         summary,
@@ -111,4 +131,5 @@ def _finish(job: PreparedJob, stats: JobStats, book: QueryBook, engine: AsyncEng
         input_error=input_error,
         interrupted=interrupted,
         failed_total=job.resume.failed_earlier + stats.queries_failed,
+        output_error=output_error,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 import time
 from itertools import repeat
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
+from pipeline.errors import OutputError
 from pipeline.records import Failure, Query, RankedDoc, UsageRecord
 
 _ONE = 1
@@ -59,8 +61,17 @@ FAILURES_SCHEMA = pa.schema(
 )
 
 
-def results_schema(include_text: bool) -> pa.Schema:
-    return RESULTS_SCHEMA.append(pa.field("text", pa.string())) if include_text else RESULTS_SCHEMA
+# With limits.final_pass, the two scores `score` is made from (see
+# pipeline.merge.PendingQuery.final_pass_columns), so that no information is lost.
+FINAL_PASS_FIELDS = [pa.field("chunk_score", pa.float64()), pa.field("final_score", pa.float64())]
+
+
+def results_schema(include_text: bool, final_pass: bool = False) -> pa.Schema:
+    schema = RESULTS_SCHEMA
+    if final_pass:
+        for f in FINAL_PASS_FIELDS:
+            schema = schema.append(f)
+    return schema.append(pa.field("text", pa.string())) if include_text else schema
 
 
 class OutputWriter:
@@ -70,14 +81,17 @@ class OutputWriter:
         include_text: bool,
         flush_rows: int = 20_000,
         flush_seconds: float = 3.0,
+        *,
+        final_pass: bool = False,
     ):
         self.out_dir = out_dir
         self.include_text = include_text
+        self.final_pass = final_pass  # results/ also has chunk_score and final_score
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
         self.schemas = {
-            "results": results_schema(include_text),
+            "results": results_schema(include_text, final_pass),
             "usage": USAGE_SCHEMA,
             "failures": FAILURES_SCHEMA,
         }
@@ -92,9 +106,17 @@ class OutputWriter:
             (out_dir / name).mkdir(parents=True, exist_ok=True)
 
     # -- buffering (cheap, on the event loop) ----------------------------------------
-    def add_ranked_columns(self, query: Query, positions: list[int], scores: list[float]) -> None:
-        """add_ranked for a ranking given as two lists (PendingQuery.order()): whole columns
-        are extended at once instead of five appends per document."""
+    def add_ranked_columns(
+        self,
+        query: Query,
+        positions: list[int],
+        scores: list[float],
+        chunk_scores: list[float] | None = None,
+        final_scores: list[float | None] | None = None,
+    ) -> None:
+        """add_ranked for a ranking given as lists (PendingQuery.order()): whole columns
+        are extended at once instead of five appends per document. `chunk_scores` and
+        `final_scores` (a final pass's query) default to `scores` and nulls."""
         cols = self._buffers["results"]
         n = len(positions)
         cols["query_id"].extend(repeat(query.query_id, n))
@@ -102,6 +124,9 @@ class OutputWriter:
         cols["rank"].extend(range(1, n + 1))
         cols["score"].extend(scores)
         cols["input_rank"].extend(map(_ONE.__add__, positions))
+        if self.final_pass:
+            cols["chunk_score"].extend(scores if chunk_scores is None else chunk_scores)
+            cols["final_score"].extend(repeat(None, n) if final_scores is None else final_scores)
         if self.include_text:
             cols["text"].extend(map(query.documents.__getitem__, positions))
         self._pending_rows += n
@@ -116,6 +141,9 @@ class OutputWriter:
             cols["rank"].append(rank)
             cols["score"].append(doc.score)
             cols["input_rank"].append(doc.position + 1)
+            if self.final_pass:
+                cols["chunk_score"].append(doc.score)
+                cols["final_score"].append(None)
             if self.include_text:
                 cols["text"].append(query.documents[doc.position])
         self._pending_rows += len(ranking)
@@ -157,13 +185,56 @@ class OutputWriter:
                 return
             buffers, self._buffers = self._buffers, {n: _empty(s) for n, s in self.schemas.items()}
             usage_rows, self._usage_rows = self._usage_rows, []
-            queries, self._pending_queries, self._pending_rows = self._pending_queries, 0, 0
+            queries, rows = self._pending_queries, self._pending_rows
+            self._pending_queries, self._pending_rows = 0, 0
             self._last_flush = time.monotonic()
             seq, self._seq = self._seq, self._seq + 1
-            await asyncio.to_thread(self._commit, seq, buffers, queries, usage_rows)
+            try:
+                await asyncio.to_thread(self._commit_or_undo, seq, buffers, queries, usage_rows)
+            except OutputError:
+                # Keep the rows for the last flush at close: the disk may have room again.
+                self._put_back(buffers, usage_rows, queries, rows)
+                raise
 
     async def close(self) -> None:
         await self.flush()
+
+    def _put_back(
+        self, buffers: dict[str, dict[str, list]], usage_rows: list[tuple], queries: int, rows: int
+    ) -> None:
+        for name, cols in buffers.items():
+            if name == "usage":
+                continue  # made from usage_rows in _commit, which are put back below
+            current = self._buffers[name]
+            for col, values in cols.items():
+                current[col] = values + current[col]
+        self._usage_rows = usage_rows + self._usage_rows
+        self._pending_queries += queries
+        self._pending_rows += rows
+
+    def _commit_or_undo(
+        self, seq: int, buffers: dict[str, dict[str, list]], queries: int, usage_rows: list[tuple]
+    ) -> None:
+        """`_commit`, or on an OSError (folder gone, disk full) an `OutputError` naming the
+        path, with this commit's part files removed and the manifest as it was: committed
+        work stays exactly as before, and no half-written line is left to append after."""
+        manifest = self.out_dir / MANIFEST
+        try:
+            size = manifest.stat().st_size
+        except OSError:
+            size = None
+        try:
+            self._commit(seq, buffers, queries, usage_rows)
+        except OSError as exc:
+            final = f"part-{seq:06d}-{self.run_id}.parquet"
+            for name in DATASETS:
+                for path in (self.out_dir / name / final, self.out_dir / name / f".{final}.tmp"):
+                    with contextlib.suppress(OSError):
+                        path.unlink(missing_ok=True)
+            if size is not None:
+                with contextlib.suppress(OSError), open(manifest, "r+b") as fh:
+                    fh.truncate(size)
+            raise OutputError(f"cannot write {_where(exc, self.out_dir)}: {_reason(exc)}") from exc
 
     def _commit(
         self, seq: int, buffers: dict[str, dict[str, list]], queries: int, usage_rows: list[tuple]
@@ -258,6 +329,18 @@ def drop_retryable_failures(out_dir: Path) -> list[str]:
     for path in old:
         path.unlink(missing_ok=True)
     return [q for q in dropped if q is not None]
+
+
+def _where(exc: OSError, out_dir: Path) -> str:
+    # pyarrow's errors carry the path in their text only ("Failed to open local file '…'").
+    if exc.filename:
+        return str(exc.filename)
+    found = re.search(r"local file '([^']+)'", str(exc))
+    return found.group(1) if found else f"to {out_dir}"
+
+
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 def _next_seq(out_dir: Path) -> int:
