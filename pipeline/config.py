@@ -12,6 +12,7 @@ prints it and exits with status 2. Relative paths are taken from the current dir
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import types
 import typing
@@ -59,7 +60,12 @@ class ProviderConfig:
     base_url: str | None = None
     endpoint: str | None = None
     model: str | None = None
+    # The variable holding the key; None: the provider's usual ones, then RERANK_API_KEY;
+    # "": send no key (a server that needs none, e.g. a hosted kind's format self-hosted).
     api_key_env: str | None = None
+    api_key_header: str = "Authorization"  # e.g. "X-Api-Key", "api-key"
+    api_key_scheme: str = "Bearer"  # "": the bare key
+    ca_bundle: str | None = None  # PEM file of a private CA, trusted besides the system's
 
 
 @dataclass(slots=True)
@@ -104,6 +110,7 @@ class JobConfig:
     pricing: dict[str, float] = field(default_factory=dict)
 
 
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
 CHOICES = {
     "input.format": ("auto", "parquet", "jsonl"),
     "input.layout": ("grouped", "pairs"),
@@ -249,6 +256,16 @@ def validate(cfg: JobConfig) -> None:
         url = getattr(cfg.provider, key)
         if url is not None and not url.startswith(("http://", "https://")):
             raise ConfigError(f"provider.{key} = {url!r}: must start with http:// or https://")
+    if not HEADER_NAME.fullmatch(cfg.provider.api_key_header):
+        raise ConfigError(
+            f"provider.api_key_header = {cfg.provider.api_key_header!r}: must be an HTTP "
+            "header name, e.g. Authorization or X-Api-Key"
+        )
+    if not HEADER_NAME.fullmatch(cfg.provider.api_key_scheme or "-"):
+        raise ConfigError(
+            f"provider.api_key_scheme = {cfg.provider.api_key_scheme!r}: must be one word, "
+            'e.g. Bearer, or "" to send the bare key'
+        )
 
 
 def to_toml(cfg: JobConfig) -> str:

@@ -164,10 +164,13 @@ class RerankClient:
         message = redact(f"HTTP {status}: {info.message}"[:MESSAGE_LIMIT], self.secrets)
         retry_after = parse_retry_after(reply.headers)
         if status in (401, 403):
+            # Name a variable only when a key was sent: with none, naming one would say
+            # that the key in it was refused.
             hint = (
-                f"check the key in ${self.key_env} (set provider.api_key_env to use another variable)"
+                f"check the key in ${self.key_env} (set provider.api_key_env to use another "
+                "variable, provider.api_key_header if the server reads another header)"
                 if self.key_env
-                else "this provider needs a key: set provider.api_key_env to the variable that holds it"
+                else "no API key was sent: set provider.api_key_env to the variable that holds it"
             )
             raise AuthError(
                 redact(f"{message} from {self.transport.url}; {hint}", self.secrets), status

@@ -31,9 +31,16 @@ def open_transport(job: PreparedJob) -> Transport:
     """The job's own transport: in process for `local`, else HTTP to its URL."""
     if job.cfg.provider.kind == "local":
         return LocalTransport()
-    lim = job.cfg.limits
+    lim, provider = job.cfg.limits, job.cfg.provider
     return HttpTransport(
-        job.url, job.key, lim.max_concurrency, lim.timeout_s, lim.connect_timeout_s
+        job.url,
+        job.key,
+        lim.max_concurrency,
+        lim.timeout_s,
+        lim.connect_timeout_s,
+        key_header=provider.api_key_header,
+        key_scheme=provider.api_key_scheme,
+        ca_bundle=provider.ca_bundle,
     )
 
 
