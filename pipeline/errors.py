@@ -16,7 +16,9 @@ original as `__cause__`:
     ├── TransientError        retried with backoff, then the query fails
     │   ├── RateLimited       429: also pauses the whole job (shared cool-down)
     │   ├── ServerError       408, 5xx
-    │   ├── TransportError    connection refused/reset, timeouts
+    │   ├── TransportError    connection refused/reset, TLS, DNS
+    │   │   └── RequestTimeout    no answer within limits.timeout_s (or no connection
+    │   │                         within limits.connect_timeout_s)
     │   └── BadAnswer         2xx whose body is not a valid answer
     ├── RequestRejected       400/404/413/422 and other 4xx: the query fails, no retry
     └── AuthError             401/403: the job stops at once
@@ -25,6 +27,8 @@ original as `__cause__`:
     'http_413'
     >>> TransportError("ConnectionResetError").key
     'connection'
+    >>> RequestTimeout("no answer within limits.timeout_s = 60s").key
+    'timeout'
 
 Messages never hold the API key: `redact` is applied where a message is made from text we
 did not write (server bodies, library exceptions).
@@ -77,6 +81,10 @@ class ServerError(TransientError):
 
 class TransportError(TransientError):
     error = "connection"
+
+
+class RequestTimeout(TransportError):
+    error = "timeout"
 
 
 class BadAnswer(TransientError):

@@ -8,6 +8,9 @@ This is the single boundary where transport exceptions and HTTP statuses become
 `ProviderError`s (`pipeline.errors`). Retried: 408, 429, 5xx, connection errors, timeouts and invalid answers,
 with exponential backoff and full jitter, a Retry-After header as a floor under the wait,
 at most `max_attempts` times and for at most `max_retry_time_s` in all.
+
+A usage row's `started_at` is when the chunk's first attempt was sent, after its limiter
+slot was granted (not when a worker took the chunk).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pipeline.errors import (
     ProviderError,
     RateLimited,
     RequestRejected,
+    RequestTimeout,
     ServerError,
     TransientError,
     TransportError,
@@ -81,6 +85,8 @@ class RerankClient:
         max_retry_wait_s: float,
         max_retry_time_s: float,
         rng: random.Random | None = None,
+        timeout_s: float | None = None,
+        connect_timeout_s: float | None = None,
     ):
         self.adapter = adapter
         self.transport = transport
@@ -93,6 +99,8 @@ class RerankClient:
         self.max_retry_wait_s = max_retry_wait_s
         self.max_retry_time_s = max_retry_time_s
         self.rng = rng or random.Random()
+        self.timeout_s = timeout_s  # named in timeout messages
+        self.connect_timeout_s = connect_timeout_s
 
     async def rerank(self, chunk: Chunk) -> ChunkScores:
         """Scores for one chunk. Raises ChunkFailed, or AuthError (the job must stop)."""
@@ -100,7 +108,7 @@ class RerankClient:
             self.adapter.build_request(self.model, chunk.query.text, chunk.documents, chunk.top_n)
         )
         loop = asyncio.get_running_loop()
-        started_at = time.time()
+        started_at: float | None = None  # when the first attempt was sent
         first = loop.time()
         attempt = 0
         status: int | None = None
@@ -112,10 +120,12 @@ class RerankClient:
                 async with self.limits.slot(chunk.estimated_tokens):
                     self.counters.count_attempt()
                     sent = loop.time()
+                    if started_at is None:
+                        started_at = time.time()
                     try:
                         reply = await self.transport.post(body)
                     except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
-                        raise TransportError(self._describe(exc)) from exc
+                        raise self._transport_error(exc) from exc
                     finally:
                         latency_ms = (loop.time() - sent) * 1000.0
                 status = reply.status
@@ -190,12 +200,21 @@ class RerankClient:
             wait = max(wait, retry_after)  # the server's word is a floor
         return wait
 
-    def _describe(self, exc: BaseException) -> str:
+    def _transport_error(self, exc: BaseException) -> TransportError:
         if isinstance(exc, asyncio.TimeoutError):
-            text = f"timed out ({type(exc).__name__})"
-        else:
-            text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return redact(text[:MESSAGE_LIMIT], self.secrets)
+            return RequestTimeout(self._timeout_message(exc))
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return TransportError(redact(text[:MESSAGE_LIMIT], self.secrets))
+
+    def _timeout_message(self, exc: BaseException) -> str:
+        if isinstance(exc, getattr(aiohttp, "ConnectionTimeoutError", ())):  # aiohttp >= 3.10
+            limit = self.connect_timeout_s
+            if limit is not None and self.timeout_s is not None:
+                limit = min(limit, self.timeout_s)  # the transport caps it so
+            shown = "" if limit is None else f" = {limit:g}s"
+            return f"no connection within limits.connect_timeout_s{shown}"
+        shown = "" if self.timeout_s is None else f" = {self.timeout_s:g}s"
+        return f"no answer within limits.timeout_s{shown}"
 
     def _usage(
         self,
@@ -203,7 +222,7 @@ class RerankClient:
         attempts: int,
         status: int | None,
         latency_ms: float | None,
-        started_at: float,
+        started_at: float | None,
         answer: Answer | None,
     ) -> UsageRecord:
         reported = answer.usage if answer is not None else None
@@ -219,7 +238,7 @@ class RerankClient:
             search_units=reported.search_units if reported else None,
             estimated_tokens=chunk.estimated_tokens,
             billing=self.adapter.spec.billing,
-            started_at=started_at,
+            started_at=time.time() if started_at is None else started_at,
         )
         self.counters.add_usage(record)
         return record

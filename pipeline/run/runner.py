@@ -69,6 +69,8 @@ async def run_job(
         max_attempts=lim.max_attempts,
         max_retry_wait_s=lim.max_retry_wait_s,
         max_retry_time_s=lim.max_retry_time_s,
+        timeout_s=lim.timeout_s,
+        connect_timeout_s=lim.connect_timeout_s,
     )
     book = QueryBook(job.settings, stats, writer, progress, job.resume)
     engine = AsyncEngine(
