@@ -1,7 +1,8 @@
 """The command line: `rerank-pipeline run JOB.toml [--set section.key=value ...]`.
 
 Exit status: 0 every query ranked; 1 some queries failed; 2 the job or input is invalid
-(nothing was sent); 3 the API refused the key (401/403); 130 interrupted (resumable).
+(nothing was sent); 3 the API refused the key (401/403); 4 the endpoint is unusable (the
+breaker tripped: dead or misconfigured; resumable once fixed); 130 interrupted (resumable).
 """
 
 from __future__ import annotations

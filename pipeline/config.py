@@ -82,6 +82,10 @@ class LimitsConfig:
     max_retry_wait_s: float = 60.0  # cap on one backoff wait (Retry-After may ask more)
     max_retry_time_s: float = 900.0  # give up retrying a request after this long in total
     final_pass: bool = False
+    # The endpoint breaker (pipeline.call.breaker): stop the job after this many failed
+    # attempts in a row with no answer yet, or, once answers came, with none for this long.
+    breaker_failures: int = 8
+    breaker_seconds: float = 120.0
 
 
 @dataclass(slots=True)
@@ -127,6 +131,8 @@ POSITIVE = {
     "limits.max_attempts",
     "limits.timeout_s",
     "limits.connect_timeout_s",
+    "limits.breaker_failures",
+    "limits.breaker_seconds",
     "output.top_n",
     "output.flush_rows",
     "output.flush_seconds",

@@ -20,8 +20,10 @@ original as `__cause__`:
     │   │   └── RequestTimeout    no answer within limits.timeout_s (or no connection
     │   │                         within limits.connect_timeout_s)
     │   └── BadAnswer         2xx whose body is not a valid answer
-    ├── RequestRejected       400/404/413/422 and other 4xx: the query fails, no retry
-    └── AuthError             401/403: the job stops at once
+    ├── RequestRejected       3xx, 400/404/413/422 and other 4xx: the query fails, no retry
+    ├── AuthError             401/403: the job stops at once
+    └── EndpointUnusable      the breaker (`pipeline.call.breaker`) tripped: the job stops,
+                              exit status 4
 
     >>> RequestRejected("HTTP 413: too many documents", 413).key
     'http_413'
@@ -97,6 +99,13 @@ class RequestRejected(ProviderError):
 
 class AuthError(ProviderError):
     error = "auth"
+
+
+class EndpointUnusable(ProviderError):
+    """The endpoint is clearly unusable (dead, misconfigured, answering nothing valid): the
+    job stops, keeps its finished work, and the message says what to fix."""
+
+    error = "endpoint_unusable"
 
 
 def redact(text: str, secrets: list[str]) -> str:

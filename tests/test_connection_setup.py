@@ -18,7 +18,7 @@ from aiohttp import web
 from pipeline.cli import main
 from pipeline.config import load_job_text
 from pipeline.errors import SetupError
-from pipeline.run import EXIT_AUTH, EXIT_OK, EXIT_SETUP, prepare_job
+from pipeline.run import EXIT_AUTH, EXIT_ENDPOINT, EXIT_OK, EXIT_SETUP, prepare_job
 from tests.fake_server import Knobs, running_server
 from tests.helpers import job_config, make_queries, run, write_grouped_parquet
 
@@ -229,9 +229,13 @@ def private_ca(tmp_path_factory) -> tuple[Path, ssl.SSLContext]:
 async def test_a_private_ca_is_trusted_through_ca_bundle(input_path, tmp_path, private_ca):
     ca, context = private_ca
     async with running_server(ssl_context=context) as server:
+        untrusted = await run(job_config(input_path, tmp_path / "a", server.base_url))
         trusted = await run(
             job_config(input_path, tmp_path / "b", server.base_url, provider__ca_bundle=f'"{ca}"')
         )
+    assert untrusted.exit_code == EXIT_ENDPOINT
+    assert "is not trusted" in untrusted.message
+    assert "set provider.ca_bundle to that CA's PEM file" in untrusted.message
     assert trusted.exit_code == EXIT_OK, trusted.message
     assert len([r for r in server.log if r.status == 200]) == 4
 

@@ -9,6 +9,8 @@ This is the single boundary where transport exceptions and HTTP statuses become
 with exponential backoff and full jitter, a Retry-After header as a floor under the wait,
 at most `max_attempts` times and for at most `max_retry_time_s` in all.
 
+Every attempt's outcome also feeds the job's `EndpointBreaker` (`pipeline.call.breaker`):
+once it trips, no attempt starts and none is retried; `EndpointUnusable` stops the job.
 A usage row's `started_at` is when the chunk's first attempt was sent, after its limiter
 slot was granted (not when a worker took the chunk).
 """
@@ -27,8 +29,10 @@ from typing import Protocol
 import aiohttp
 import orjson
 
+from pipeline.call.breaker import EndpointBreaker
 from pipeline.errors import (
     AuthError,
+    EndpointUnusable,
     ProviderError,
     RateLimited,
     RequestRejected,
@@ -39,7 +43,7 @@ from pipeline.errors import (
     redact,
 )
 from pipeline.limit import Limits
-from pipeline.providers.base import Adapter, Answer
+from pipeline.providers.base import Adapter, Answer, ErrorInfo
 from pipeline.records import Chunk, ChunkScores, UsageRecord
 from pipeline.transport import Reply, Transport
 
@@ -85,6 +89,7 @@ class RerankClient:
         max_retry_wait_s: float,
         max_retry_time_s: float,
         rng: random.Random | None = None,
+        breaker: EndpointBreaker | None = None,
         timeout_s: float | None = None,
         connect_timeout_s: float | None = None,
     ):
@@ -99,11 +104,16 @@ class RerankClient:
         self.max_retry_wait_s = max_retry_wait_s
         self.max_retry_time_s = max_retry_time_s
         self.rng = rng or random.Random()
+        self.breaker = breaker
         self.timeout_s = timeout_s  # named in timeout messages
         self.connect_timeout_s = connect_timeout_s
+        self.on_wire = 0  # attempts sent and not yet answered
+        self._wire_idle = asyncio.Event()
+        self._wire_idle.set()
 
     async def rerank(self, chunk: Chunk) -> ChunkScores:
-        """Scores for one chunk. Raises ChunkFailed, or AuthError (the job must stop)."""
+        """Scores for one chunk. Raises ChunkFailed, or AuthError / EndpointUnusable (the job
+        must stop)."""
         body = orjson.dumps(
             self.adapter.build_request(self.model, chunk.query.text, chunk.documents, chunk.top_n)
         )
@@ -116,22 +126,28 @@ class RerankClient:
         while True:
             attempt += 1
             status, latency_ms = None, None  # this attempt's, not an earlier one's
+            headers: Mapping[str, str] | None = None
+            self._check_breaker()
             try:
                 async with self.limits.slot(chunk.estimated_tokens):
+                    self._check_breaker()  # it may have tripped while we waited for the slot
                     self.counters.count_attempt()
                     sent = loop.time()
                     if started_at is None:
                         started_at = time.time()
+                    self._sending()
                     try:
                         reply = await self.transport.post(body)
                     except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
                         raise self._transport_error(exc) from exc
                     finally:
                         latency_ms = (loop.time() - sent) * 1000.0
-                status = reply.status
+                        self._answered()
+                status, headers = reply.status, reply.headers
                 answer = self._interpret(reply, chunk)
             except TransientError as err:
                 self.counters.count_error(err)
+                self._feed_breaker(err, headers)
                 wait = self._backoff(attempt, err.retry_after)
                 spent = loop.time() - first
                 if attempt >= self.max_attempts or spent + wait > self.max_retry_time_s:
@@ -156,13 +172,44 @@ class RerankClient:
             except RequestRejected as err:
                 self.counters.count_error(err)
                 err.message = redact(err.message, self.secrets)
+                self._feed_breaker(err, headers)
                 raise ChunkFailed(
                     err, self._usage(chunk, attempt, status, latency_ms, started_at, None)
                 ) from err
+            if self.breaker is not None:
+                self.breaker.succeeded()
             self.counters.count_answer()
             usage = self._usage(chunk, attempt, status, latency_ms, started_at, answer)
             positions, scores = _columns(answer.results, chunk)
             return ChunkScores(chunk, positions, scores, usage)
+
+    async def wire_idle(self) -> None:
+        """Return once no attempt is on the wire (an engine stopping for a tripped breaker
+        waits for this: no new attempt can start, so nothing more can be answered)."""
+        while self.on_wire:
+            await self._wire_idle.wait()
+
+    def _sending(self) -> None:
+        self.on_wire += 1
+        self._wire_idle.clear()
+
+    def _answered(self) -> None:
+        self.on_wire -= 1
+        if not self.on_wire:
+            self._wire_idle.set()
+
+    def _check_breaker(self) -> None:
+        if self.breaker is not None and self.breaker.message is not None:
+            raise EndpointUnusable(self.breaker.message)
+
+    def _feed_breaker(self, err: ProviderError, headers: Mapping[str, str] | None) -> None:
+        """Count a failed attempt; EndpointUnusable (nothing is retried) once it trips."""
+        if self.breaker is None:
+            return
+        err.message = redact(err.message, self.secrets)
+        message = self.breaker.failed(err, headers)
+        if message is not None:
+            raise EndpointUnusable(message) from err
 
     def _interpret(self, reply: Reply, chunk: Chunk) -> Answer:
         status = reply.status
@@ -170,7 +217,11 @@ class RerankClient:
             return self.adapter.parse_answer(
                 reply.body, chunk.n_docs, chunk.top_n, headers=reply.headers
             )
-        info = self.adapter.parse_error(status, reply.body)
+        location = reply.headers.get("Location") if 300 <= status < 400 else None
+        if location:  # the body of a redirect says nothing more
+            info = ErrorInfo(f"redirected to {location} (redirects are not followed)")
+        else:
+            info = self.adapter.parse_error(status, reply.body)
         message = redact(f"HTTP {status}: {info.message}"[:MESSAGE_LIMIT], self.secrets)
         retry_after = parse_retry_after(reply.headers)
         if status in (401, 403):
