@@ -42,6 +42,7 @@ def _job_config(p: dict):
         "[provider]",
         'kind = "jina"',
         f'base_url = "{p.get("url", "http://127.0.0.1:9")}"',
+        'api_key_env = ""',  # the benchmark server needs no key (a hosted kind asks for one)
         f'model = "{MODEL}"',
         "[limits]",
         f"max_concurrency = {p.get('concurrency', 32)}",

@@ -54,7 +54,10 @@ def cli(*args: str) -> float:
 
 
 def write_job(path: Path, data: Path, out: Path, kind: str, base_url: str | None = None) -> Path:
-    provider = f'kind = "{kind}"' + (f'\nbase_url = "{base_url}"' if base_url else "")
+    provider = f'kind = "{kind}"'
+    if base_url:  # the loopback server needs no key (a hosted kind asks for one)
+        provider += f'\nbase_url = "{base_url}"\napi_key_env = ""'
+
     path.write_text(
         f'[input]\npath = "{data}"\n[provider]\n{provider}\n'
         f'[limits]\nmax_concurrency = 16\n[output]\ndir = "{out}"\ntop_n = 10\n'

@@ -12,6 +12,7 @@ prints it and exits with status 2. Relative paths are taken from the current dir
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import types
 import typing
@@ -74,7 +75,12 @@ class ProviderConfig:
     base_url: str | None = None
     endpoint: str | None = None
     model: str | None = None
+    # The variable holding the key; None: the provider's usual ones, then RERANK_API_KEY;
+    # "": send no key (a server that needs none, e.g. a hosted kind's format self-hosted).
     api_key_env: str | None = None
+    api_key_header: str = "Authorization"  # e.g. "X-Api-Key", "api-key"
+    api_key_scheme: str = "Bearer"  # "": the bare key
+    ca_bundle: str | None = None  # PEM file of a private CA, trusted besides the system's
 
 
 @dataclass(slots=True)
@@ -91,6 +97,10 @@ class LimitsConfig:
     max_retry_wait_s: float = 60.0  # cap on one backoff wait (Retry-After may ask more)
     max_retry_time_s: float = 900.0  # give up retrying a request after this long in total
     final_pass: bool = False
+    # The endpoint breaker (pipeline.call.breaker): stop the job after this many failed
+    # attempts in a row with no answer yet, or, once answers came, with none for this long.
+    breaker_failures: int = 8
+    breaker_seconds: float = 120.0
 
 
 @dataclass(slots=True)
@@ -119,6 +129,7 @@ class JobConfig:
     pricing: dict[str, float | str] = field(default_factory=dict)  # see accounting.prices
 
 
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
 CHOICES = {
     "input.format": ("auto", "parquet", "jsonl"),
     "input.layout": ("grouped", "pairs"),
@@ -135,6 +146,8 @@ POSITIVE = {
     "limits.max_attempts",
     "limits.timeout_s",
     "limits.connect_timeout_s",
+    "limits.breaker_failures",
+    "limits.breaker_seconds",
     "output.top_n",
     "output.flush_rows",
     "output.flush_seconds",
@@ -308,6 +321,16 @@ def validate(cfg: JobConfig) -> None:
         url = getattr(cfg.provider, key)
         if url is not None and not url.startswith(("http://", "https://")):
             raise ConfigError(f"provider.{key} = {url!r}: must start with http:// or https://")
+    if not HEADER_NAME.fullmatch(cfg.provider.api_key_header):
+        raise ConfigError(
+            f"provider.api_key_header = {cfg.provider.api_key_header!r}: must be an HTTP "
+            "header name, e.g. Authorization or X-Api-Key"
+        )
+    if not HEADER_NAME.fullmatch(cfg.provider.api_key_scheme or "-"):
+        raise ConfigError(
+            f"provider.api_key_scheme = {cfg.provider.api_key_scheme!r}: must be one word, "
+            'e.g. Bearer, or "" to send the bare key'
+        )
 
 
 def to_toml(cfg: JobConfig) -> str:

@@ -22,15 +22,21 @@ original as `__cause__`:
     ├── TransientError        retried with backoff, then the query fails
     │   ├── RateLimited       429: also pauses the whole job (shared cool-down)
     │   ├── ServerError       408, 5xx
-    │   ├── TransportError    connection refused/reset, timeouts
+    │   ├── TransportError    connection refused/reset, TLS, DNS
+    │   │   └── RequestTimeout    no answer within limits.timeout_s (or no connection
+    │   │                         within limits.connect_timeout_s)
     │   └── BadAnswer         2xx whose body is not a valid answer
-    ├── RequestRejected       400/404/413/422 and other 4xx: the query fails, no retry
-    └── AuthError             401/403: the job stops at once
+    ├── RequestRejected       3xx, 400/404/413/422 and other 4xx: the query fails, no retry
+    ├── AuthError             401/403: the job stops at once
+    └── EndpointUnusable      the breaker (`pipeline.call.breaker`) tripped: the job stops,
+                              exit status 4
 
     >>> RequestRejected("HTTP 413: too many documents", 413).key
     'http_413'
     >>> TransportError("ConnectionResetError").key
     'connection'
+    >>> RequestTimeout("no answer within limits.timeout_s = 60s").key
+    'timeout'
 
 Messages never hold the API key: `redact` is applied where a message is made from text we
 did not write (server bodies, library exceptions).
@@ -89,6 +95,10 @@ class TransportError(TransientError):
     error = "connection"
 
 
+class RequestTimeout(TransportError):
+    error = "timeout"
+
+
 class BadAnswer(TransientError):
     error = "bad_answer"
 
@@ -99,6 +109,13 @@ class RequestRejected(ProviderError):
 
 class AuthError(ProviderError):
     error = "auth"
+
+
+class EndpointUnusable(ProviderError):
+    """The endpoint is clearly unusable (dead, misconfigured, answering nothing valid): the
+    job stops, keeps its finished work, and the message says what to fix."""
+
+    error = "endpoint_unusable"
 
 
 def redact(text: str, secrets: list[str]) -> str:

@@ -2,7 +2,8 @@
 directory, the [eval] section's judgments), each checked with a message that says what to
 do next.
 
-Problems here are `SetupError`s (`pipeline.errors`); the CLI prints them and exits 2, and
+A URL with no host or an invalid port, and a `provider.ca_bundle` that is not a readable
+PEM file, are found here too. Problems here are `SetupError`s (`pipeline.errors`); the CLI prints them and exits 2, and
 no request has been sent. `pipeline.run.prepare_job` runs them in order.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import ssl
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,7 +25,15 @@ FALLBACK_KEY_ENV = "RERANK_API_KEY"
 
 
 def resolve_key(cfg: JobConfig, adapter: Adapter) -> tuple[str | None, str | None]:
-    """(key, name of the variable it came from). The key itself is never stored or printed."""
+    """(key, name of the variable it came from); (None, None) when no key is sent. The key
+    itself is never stored or printed.
+
+    A hosted kind (one whose provider has a key variable) always needs its key, whatever
+    `base_url` says: a gateway or a proxy in front of it wants one too. Only a self-hosted
+    kind, a gateway kind (`litellm`: sent when set), or an explicit
+    `provider.api_key_env = ""`, goes without."""
+    if cfg.provider.api_key_env == "":
+        return None, None
     if cfg.provider.api_key_env:
         names = [cfg.provider.api_key_env]
     else:
@@ -33,18 +43,20 @@ def resolve_key(cfg: JobConfig, adapter: Adapter) -> tuple[str | None, str | Non
         value = os.environ.get(name, "").strip()
         if value:
             return value, name
-    needs_key = (
-        adapter.spec.default_key_env is not None
-        and cfg.provider.endpoint is None
-        and (cfg.provider.base_url is None)
-    )
-    if needs_key or cfg.provider.api_key_env:
+    # A gateway (LiteLLM) may run without client keys: its key is sent only when set.
+    hosted = adapter.spec.default_key_env is not None and not adapter.spec.gateway
+    if hosted or cfg.provider.api_key_env:
         shown = names[0]
+        none_needed = (
+            ', or provider.api_key_env = "" if the server needs no key'
+            if cfg.provider.base_url or cfg.provider.endpoint
+            else ""
+        )
         raise SetupError(
             f"{shown} is not set: export it (export {shown}=...) or set provider.api_key_env "
-            f"to the variable that holds your {cfg.provider.kind} key"
+            f"to the variable that holds your {cfg.provider.kind} key{none_needed}"
         )
-    return None, names[0] if names else None
+    return None, None
 
 
 def resolve_model(cfg: JobConfig, adapter: Adapter) -> str | None:
@@ -78,8 +90,43 @@ def resolve_url(cfg: JobConfig, adapter: Adapter) -> str:
             f"server root, e.g. --set provider.base_url=http://127.0.0.1:8080"
         )
     url = adapter.url(cfg.provider.base_url, cfg.provider.endpoint)
+    if cfg.provider.kind != "local":
+        check_host_and_port(url, "endpoint" if cfg.provider.endpoint else "base_url")
     warn_plain_http(url)
     return url
+
+
+def check_host_and_port(url: str, key: str) -> None:
+    """A URL no request could reach: no host, or a port that is not one."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise SetupError(f"provider.{key}: {url!r} has no host, e.g. http://127.0.0.1:8080")
+    try:
+        port = parts.port  # ValueError: not a number, or outside 0-65535
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise SetupError(
+            f"provider.{key}: {url!r} has an invalid port: give a number from 1 to 65535, "
+            "or none for the scheme's default"
+        )
+
+
+def check_ca_bundle(cfg: JobConfig) -> None:
+    """provider.ca_bundle, when set, is a readable PEM file of CA certificates."""
+    path = cfg.provider.ca_bundle
+    if not path:
+        return
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=path)
+    except FileNotFoundError:
+        raise SetupError(f"provider.ca_bundle {path!r}: no such file") from None
+    except ssl.SSLError:  # an OSError too: before the next clause
+        raise SetupError(
+            f"provider.ca_bundle {path!r}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        ) from None
+    except OSError as exc:
+        raise SetupError(f"provider.ca_bundle {path!r}: cannot read ({exc.strerror})") from None
 
 
 def warn_plain_http(url: str) -> None:

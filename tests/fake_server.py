@@ -6,11 +6,14 @@
 Scores are pointwise and deterministic (a hash of query and document, rounded so that ties
 happen), so one unchunked request's ranking is known exactly: `reference_ranking`.
 
-Knobs: a document limit (413 above it), a required key (401 otherwise), queries answered
-with 400, a requests-per-second ceiling (429 above it, optional Retry-After), a latency,
-and `script`: a queue of one-shot faults for the next requests ("401", "429", "500",
-"503", "408", "hang", "garbage", "truncated", "bad_index", "dup_index", "nan", "short", "reset",
-"429_bare": a 429 without Retry-After).
+Knobs: a document limit (413 above it), a required key (401 otherwise, or what a gateway
+answers instead: `wrong_key_reply`, `no_key_reply`) in a chosen header and scheme, queries
+answered with 400, a requests-per-second ceiling (429 above it, optional Retry-After), a
+latency, `redirect_to` (every request answered 301 to there), `script`: a queue of
+one-shot faults for the next requests ("401", "429", "500", "503", "408", "hang",
+"garbage", "truncated", "bad_index", "dup_index", "nan", "short", "reset", "429_bare": a
+429 without Retry-After), and `default_fault`: the fault of every request the script does
+not cover ("none" in the script: no fault for that request).
 
 Other wire formats (tests/fake_providers.py) subclass the server and override the hooks
 `read_request`, `check_request`, `error_payload`, `answer_payload` and `answer_headers`;
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import ssl
 import threading
 import time
 from collections import deque
@@ -54,6 +58,12 @@ def pair_tokens(query: str, doc: str) -> int:
 class Knobs:
     max_docs: int | None = None
     require_key: str | None = None
+    auth_header: str = "Authorization"  # where require_key is looked for
+    auth_scheme: str = "Bearer"  # "": the bare key
+    wrong_key_reply: tuple[int, str] | None = None  # (status, plain text) instead of a 401
+    no_key_reply: tuple[int, str] | None = None  # the same, when the header is missing
+    redirect_to: str | None = None
+    default_fault: str | None = None
     reject_queries: set[str] = field(default_factory=set)  # answered 400
     max_rps: float | None = None  # 429 above this many requests in any 1 s window
     retry_after: str | None = None  # header sent with 429s from max_rps
@@ -72,6 +82,7 @@ class Received:
     query: str
     authorization: str | None
     body: dict | None = None  # the parsed request body, to check the exact fields sent
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 JSON_BODY = web.RequestKey("json_body", dict)  # the parsed body, kept for the request log
@@ -146,11 +157,18 @@ class FakeRerankServer:
         except RejectRequest as rejected:
             return self._reply(request, rejected.status, rejected.payload, {}, 0, None, "")
         n = len(docs)
-        auth = request.headers.get("Authorization")
-        fault = k.script.popleft() if k.script else None
+        auth = request.headers.get(k.auth_header)
+        fault = k.script.popleft() if k.script else k.default_fault
         if k.latency_s:
             await asyncio.sleep(k.latency_s)
-        if k.require_key is not None and auth != f"Bearer {k.require_key}":
+        if k.redirect_to is not None:
+            self._record(request, 301, n, top_n, query)
+            return web.Response(status=301, headers={"Location": k.redirect_to})
+        wanted = f"{k.auth_scheme} {k.require_key}" if k.auth_scheme else k.require_key
+        if k.require_key is not None and auth != wanted:
+            gateway = k.no_key_reply if auth is None else k.wrong_key_reply
+            if gateway is not None:
+                return self._reply(request, gateway[0], gateway[1], {}, n, top_n, query)
             return self._reply(
                 request,
                 401,
@@ -287,19 +305,26 @@ class FakeRerankServer:
                 query,
                 request.headers.get("Authorization"),
                 request.get(JSON_BODY),
+                dict(request.headers),
             )
         )
 
 
 @contextlib.asynccontextmanager
-async def running_server(knobs: Knobs | None = None, server_cls: type = FakeRerankServer):
+async def running_server(
+    knobs: Knobs | None = None,
+    server_cls: type = FakeRerankServer,
+    ssl_context: ssl.SSLContext | None = None,
+):
+    """The server on a free port of 127.0.0.1; HTTPS with `ssl_context`."""
     server = server_cls(knobs)
     runner = web.AppRunner(server.app(), shutdown_timeout=0.1)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
-    server.base_url = f"http://127.0.0.1:{port}"
+    scheme = "https" if ssl_context is not None else "http"
+    server.base_url = f"{scheme}://127.0.0.1:{port}"
     try:
         yield server
     finally:

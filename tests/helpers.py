@@ -128,7 +128,11 @@ def job_config(
         f'[output]\ndir = "{out_dir}"',
         "[limits]\nmax_attempts = 4\ntimeout_s = 5.0",
     ]
-    overrides = [f"{k.replace('__', '.')}={v}" for k, v in sets.items()]
+    # A value of None leaves the key unset (its default), as if the job file did not name it.
+    overrides = [f"{k.replace('__', '.')}={v}" for k, v in sets.items() if v is not None]
+    if kind != "local" and "provider__api_key_env" not in sets:
+        # The test servers need no key unless a test says so (a hosted kind needs one).
+        overrides.append('provider.api_key_env=""')
     if base_url:
         overrides.append(f"provider.base_url={base_url}")
     overrides.append("limits.max_retry_wait_s=0.05")

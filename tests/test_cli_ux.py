@@ -43,7 +43,7 @@ def server_job(tmp: Path, input_path: Path, base_url: str, extra: str = "") -> P
     job = tmp / "job.toml"
     job.write_text(
         f'[input]\npath = "{input_path}"\n'
-        f'[provider]\nkind = "jina"\nbase_url = "{base_url}"\n'
+        f'[provider]\nkind = "jina"\nbase_url = "{base_url}"\napi_key_env = ""\n'
         "[limits]\nmax_concurrency = 1\nmax_attempts = 2\nmax_retry_wait_s = 0.01\n"
         f'[output]\ndir = "{tmp / "out"}"\n{extra}'
     )

@@ -252,7 +252,14 @@ async def test_the_key_never_appears_in_any_output(tmp_path, out_dir, monkeypatc
     path = write_grouped_parquet(tmp_path / "in.parquet", queries)
     knobs = Knobs(script=deque(["500", "garbage", "reset"]), reject_queries={queries[2]["query"]})
     async with running_server(knobs) as server:
-        await run(job_config(path, out_dir, server.base_url, limits__max_docs_per_request=8))
+        cfg = job_config(
+            path,
+            out_dir,
+            server.base_url,
+            provider__api_key_env="RERANK_API_KEY",
+            limits__max_docs_per_request=8,
+        )
+        await run(cfg)
     assert all(r.authorization == f"Bearer {secret}" for r in server.log)
     captured = capsys.readouterr()
     assert secret not in captured.out + captured.err

@@ -8,6 +8,11 @@ This is the single boundary where transport exceptions and HTTP statuses become
 `ProviderError`s (`pipeline.errors`). Retried: 408, 429, 5xx, connection errors, timeouts and invalid answers,
 with exponential backoff and full jitter, a Retry-After header as a floor under the wait,
 at most `max_attempts` times and for at most `max_retry_time_s` in all.
+
+Every attempt's outcome also feeds the job's `EndpointBreaker` (`pipeline.call.breaker`):
+once it trips, no attempt starts and none is retried; `EndpointUnusable` stops the job.
+A usage row's `started_at` is when the chunk's first attempt was sent, after its limiter
+slot was granted (not when a worker took the chunk).
 """
 
 from __future__ import annotations
@@ -24,18 +29,21 @@ from typing import Protocol
 import aiohttp
 import orjson
 
+from pipeline.call.breaker import EndpointBreaker
 from pipeline.errors import (
     AuthError,
+    EndpointUnusable,
     ProviderError,
     RateLimited,
     RequestRejected,
+    RequestTimeout,
     ServerError,
     TransientError,
     TransportError,
     redact,
 )
 from pipeline.limit import Limits
-from pipeline.providers.base import Adapter, Answer
+from pipeline.providers.base import Adapter, Answer, ErrorInfo
 from pipeline.records import Chunk, ChunkScores, UsageRecord
 from pipeline.transport import Reply, Transport
 
@@ -81,6 +89,9 @@ class RerankClient:
         max_retry_wait_s: float,
         max_retry_time_s: float,
         rng: random.Random | None = None,
+        breaker: EndpointBreaker | None = None,
+        timeout_s: float | None = None,
+        connect_timeout_s: float | None = None,
     ):
         self.adapter = adapter
         self.transport = transport
@@ -93,14 +104,21 @@ class RerankClient:
         self.max_retry_wait_s = max_retry_wait_s
         self.max_retry_time_s = max_retry_time_s
         self.rng = rng or random.Random()
+        self.breaker = breaker
+        self.timeout_s = timeout_s  # named in timeout messages
+        self.connect_timeout_s = connect_timeout_s
+        self.on_wire = 0  # attempts sent and not yet answered
+        self._wire_idle = asyncio.Event()
+        self._wire_idle.set()
 
     async def rerank(self, chunk: Chunk) -> ChunkScores:
-        """Scores for one chunk. Raises ChunkFailed, or AuthError (the job must stop)."""
+        """Scores for one chunk. Raises ChunkFailed, or AuthError / EndpointUnusable (the job
+        must stop)."""
         body = orjson.dumps(
             self.adapter.build_request(self.model, chunk.query.text, chunk.documents, chunk.top_n)
         )
         loop = asyncio.get_running_loop()
-        started_at = time.time()
+        started_at: float | None = None  # when the first attempt was sent
         first = loop.time()
         attempt = 0
         status: int | None = None
@@ -108,20 +126,28 @@ class RerankClient:
         while True:
             attempt += 1
             status, latency_ms = None, None  # this attempt's, not an earlier one's
+            headers: Mapping[str, str] | None = None
+            self._check_breaker()
             try:
                 async with self.limits.slot(chunk.estimated_tokens):
+                    self._check_breaker()  # it may have tripped while we waited for the slot
                     self.counters.count_attempt()
                     sent = loop.time()
+                    if started_at is None:
+                        started_at = time.time()
+                    self._sending()
                     try:
                         reply = await self.transport.post(body)
                     except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
-                        raise TransportError(self._describe(exc)) from exc
+                        raise self._transport_error(exc) from exc
                     finally:
                         latency_ms = (loop.time() - sent) * 1000.0
-                status = reply.status
+                        self._answered()
+                status, headers = reply.status, reply.headers
                 answer = self._interpret(reply, chunk)
             except TransientError as err:
                 self.counters.count_error(err)
+                self._feed_breaker(err, headers)
                 wait = self._backoff(attempt, err.retry_after)
                 spent = loop.time() - first
                 if attempt >= self.max_attempts or spent + wait > self.max_retry_time_s:
@@ -146,13 +172,44 @@ class RerankClient:
             except RequestRejected as err:
                 self.counters.count_error(err)
                 err.message = redact(err.message, self.secrets)
+                self._feed_breaker(err, headers)
                 raise ChunkFailed(
                     err, self._usage(chunk, attempt, status, latency_ms, started_at, None)
                 ) from err
+            if self.breaker is not None:
+                self.breaker.succeeded()
             self.counters.count_answer()
             usage = self._usage(chunk, attempt, status, latency_ms, started_at, answer)
             positions, scores = _columns(answer.results, chunk)
             return ChunkScores(chunk, positions, scores, usage)
+
+    async def wire_idle(self) -> None:
+        """Return once no attempt is on the wire (an engine stopping for a tripped breaker
+        waits for this: no new attempt can start, so nothing more can be answered)."""
+        while self.on_wire:
+            await self._wire_idle.wait()
+
+    def _sending(self) -> None:
+        self.on_wire += 1
+        self._wire_idle.clear()
+
+    def _answered(self) -> None:
+        self.on_wire -= 1
+        if not self.on_wire:
+            self._wire_idle.set()
+
+    def _check_breaker(self) -> None:
+        if self.breaker is not None and self.breaker.message is not None:
+            raise EndpointUnusable(self.breaker.message)
+
+    def _feed_breaker(self, err: ProviderError, headers: Mapping[str, str] | None) -> None:
+        """Count a failed attempt; EndpointUnusable (nothing is retried) once it trips."""
+        if self.breaker is None:
+            return
+        err.message = redact(err.message, self.secrets)
+        message = self.breaker.failed(err, headers)
+        if message is not None:
+            raise EndpointUnusable(message) from err
 
     def _interpret(self, reply: Reply, chunk: Chunk) -> Answer:
         status = reply.status
@@ -160,14 +217,21 @@ class RerankClient:
             return self.adapter.parse_answer(
                 reply.body, chunk.n_docs, chunk.top_n, headers=reply.headers
             )
-        info = self.adapter.parse_error(status, reply.body)
+        location = reply.headers.get("Location") if 300 <= status < 400 else None
+        if location:  # the body of a redirect says nothing more
+            info = ErrorInfo(f"redirected to {location} (redirects are not followed)")
+        else:
+            info = self.adapter.parse_error(status, reply.body)
         message = redact(f"HTTP {status}: {info.message}"[:MESSAGE_LIMIT], self.secrets)
         retry_after = parse_retry_after(reply.headers)
         if status in (401, 403):
+            # Name a variable only when a key was sent: with none, naming one would say
+            # that the key in it was refused.
             hint = (
-                f"check the key in ${self.key_env} (set provider.api_key_env to use another variable)"
+                f"check the key in ${self.key_env} (set provider.api_key_env to use another "
+                "variable, provider.api_key_header if the server reads another header)"
                 if self.key_env
-                else "this provider needs a key: set provider.api_key_env to the variable that holds it"
+                else "no API key was sent: set provider.api_key_env to the variable that holds it"
             )
             raise AuthError(
                 redact(f"{message} from {self.transport.url}; {hint}", self.secrets), status
@@ -187,12 +251,21 @@ class RerankClient:
             wait = max(wait, retry_after)  # the server's word is a floor
         return wait
 
-    def _describe(self, exc: BaseException) -> str:
+    def _transport_error(self, exc: BaseException) -> TransportError:
         if isinstance(exc, asyncio.TimeoutError):
-            text = f"timed out ({type(exc).__name__})"
-        else:
-            text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return redact(text[:MESSAGE_LIMIT], self.secrets)
+            return RequestTimeout(self._timeout_message(exc))
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return TransportError(redact(text[:MESSAGE_LIMIT], self.secrets))
+
+    def _timeout_message(self, exc: BaseException) -> str:
+        if isinstance(exc, getattr(aiohttp, "ConnectionTimeoutError", ())):  # aiohttp >= 3.10
+            limit = self.connect_timeout_s
+            if limit is not None and self.timeout_s is not None:
+                limit = min(limit, self.timeout_s)  # the transport caps it so
+            shown = "" if limit is None else f" = {limit:g}s"
+            return f"no connection within limits.connect_timeout_s{shown}"
+        shown = "" if self.timeout_s is None else f" = {self.timeout_s:g}s"
+        return f"no answer within limits.timeout_s{shown}"
 
     def _usage(
         self,
@@ -200,7 +273,7 @@ class RerankClient:
         attempts: int,
         status: int | None,
         latency_ms: float | None,
-        started_at: float,
+        started_at: float | None,
         answer: Answer | None,
     ) -> UsageRecord:
         reported = answer.usage if answer is not None else None
@@ -216,7 +289,7 @@ class RerankClient:
             search_units=reported.search_units if reported else None,
             estimated_tokens=chunk.estimated_tokens,
             billing=self.adapter.spec.billing,
-            started_at=started_at,
+            started_at=time.time() if started_at is None else started_at,
         )
         self.counters.add_usage(record)
         return record

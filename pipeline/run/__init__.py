@@ -21,6 +21,7 @@ the book merges, not the engine.
 from pipeline.run.admission import Admitted, admit
 from pipeline.run.outcome import (
     EXIT_AUTH,
+    EXIT_ENDPOINT,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SETUP,
@@ -33,6 +34,7 @@ from pipeline.run.settings import RunSettings, resolve_settings
 
 __all__ = [
     "EXIT_AUTH",
+    "EXIT_ENDPOINT",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_SETUP",

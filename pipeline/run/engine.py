@@ -15,7 +15,7 @@ import asyncio
 from typing import Any
 
 from pipeline.call.client import ChunkFailed, RerankClient
-from pipeline.errors import AuthError, InputError, OutputError
+from pipeline.errors import AuthError, EndpointUnusable, InputError, OutputError
 from pipeline.merge import PendingQuery
 from pipeline.progress import Progress
 from pipeline.read import InputReader
@@ -49,7 +49,8 @@ class AsyncEngine:
         self.output_error: OutputError | None = None  # the output could not be written
 
     async def run(self) -> None:
-        """Until the input is done, or a stop (signal, 401/403, unreadable input) is over."""
+        """Until the input is done, or a stop (signal, 401/403, a tripped endpoint breaker,
+        unreadable input) is over."""
         queue: asyncio.Queue[Chunk | None] = asyncio.Queue(maxsize=2 * self.n_workers)
         restore = self.stop.install_signal_handlers()
         ticker = asyncio.create_task(self._tick())
@@ -71,20 +72,26 @@ class AsyncEngine:
         done_waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
         stop_waiter: asyncio.Future[Any] = asyncio.ensure_future(self.stop.requested.wait())
         now_waiter: asyncio.Future[Any] = asyncio.ensure_future(self.stop.now.wait())
+        idle_waiter: asyncio.Future[Any] | None = None
         try:
             await asyncio.wait([done_waiter, stop_waiter], return_when=asyncio.FIRST_COMPLETED)
             if not done_waiter.done():
                 # Stopping: the producer stops reading and sends the workers home; queued
                 # chunks are dropped unsent; in-flight requests get a grace period (none
-                # after a 401/403, which stops the job at once, or after a second Ctrl-C).
+                # after a 401/403, which stops the job at once, or after a second Ctrl-C;
+                # after a tripped breaker, only until nothing is on the wire, since the
+                # client starts no new attempt: workers waiting to retry need no wait).
+                waiters = [done_waiter, now_waiter]
+                if isinstance(self.stop.fatal, EndpointUnusable):
+                    waiters.append(idle_waiter := asyncio.ensure_future(self.client.wire_idle()))
                 await asyncio.wait(
-                    [done_waiter, now_waiter],
-                    timeout=self.stop.grace_s,
-                    return_when=asyncio.FIRST_COMPLETED,
+                    waiters, timeout=self.stop.grace_s, return_when=asyncio.FIRST_COMPLETED
                 )
         finally:
             stop_waiter.cancel()
             now_waiter.cancel()
+            if idle_waiter is not None:
+                idle_waiter.cancel()
             for task in everything:
                 task.cancel()
             results = await asyncio.gather(*everything, return_exceptions=True)
@@ -144,7 +151,7 @@ class AsyncEngine:
             return await self.client.rerank(chunk)
         except ChunkFailed as exc:
             self.book.chunk_failed(state, chunk, exc)
-        except AuthError as exc:
+        except (AuthError, EndpointUnusable) as exc:
             self.stop.stop_for(exc)
         return None
 

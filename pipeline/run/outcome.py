@@ -2,7 +2,9 @@
 
 Exit codes: 0 every query ranked; 1 some failed (in this run or an earlier one into the
 same output directory); 2 the input became unreadable or the output unwritable mid-run;
-3 the API refused the key; 130 interrupted. Every stop but a 401/403 keeps finished work, and the job resumes.
+3 the API refused the key; 4 the endpoint is unusable (the breaker tripped:
+`pipeline.call.breaker`); 130 interrupted. Every stop but a 401/403 keeps finished work,
+and the job resumes.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.accounting.stats import JobStats
+from pipeline.errors import EndpointUnusable
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_SETUP, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_ENDPOINT = 4
 
 
 @dataclass(slots=True)
@@ -31,6 +35,8 @@ def run_status(
 ) -> str:
     if output_error is not None:
         return "output_error"
+    if isinstance(fatal, EndpointUnusable):
+        return "endpoint_unusable"
     if fatal is not None:
         return "auth_error"
     if input_error is not None:
@@ -62,6 +68,14 @@ def outcome_of(
             stats,
             f"error: {input_error}\nfinished work is saved; fix the input and run "
             "the same command again to resume",
+            summary,
+        )
+    if isinstance(fatal, EndpointUnusable):
+        return Outcome(
+            EXIT_ENDPOINT,
+            stats,
+            f"stopped: {fatal}\nfinished work is saved; fix the endpoint and run the same "
+            "command again to resume",
             summary,
         )
     if fatal is not None:

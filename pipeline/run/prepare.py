@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pipeline.config import JobConfig, to_toml
 from pipeline.preflight import (
+    check_ca_bundle,
     check_chunk_size,
     check_eval,
     prepare_output_dir,
@@ -33,7 +34,7 @@ class PreparedJob:
     cfg: JobConfig
     settings: RunSettings
     key: str | None  # never stored elsewhere or printed
-    key_env: str | None  # the variable the key came from, named in 401/403 messages
+    key_env: str | None  # the variable the key came from (None: no key is sent)
     model: str | None  # the model the requests name
     url: str
     reader: InputReader  # checked: its files and columns exist
@@ -49,6 +50,7 @@ def prepare_job(
     key, key_env = resolve_key(cfg, adapter)
     model = resolve_model(cfg, adapter)
     url = resolve_url(cfg, adapter)
+    check_ca_bundle(cfg)
     check_chunk_size(cfg, adapter, settings.max_docs)
     check_eval(cfg)
     reader = open_input(cfg.input)

@@ -4,7 +4,8 @@
     outcome = await run_job(job)                        # the job's own transport
     outcome = await run_job(job, transport=my_transport)  # a test's, a benchmark's
 
-The parts: the `OutputWriter`, the `Limits`, a `RerankClient` over the transport, the
+The parts: the `OutputWriter`, the `Limits`, a `RerankClient` over the transport (with the
+job's `EndpointBreaker`), the
 `QueryBook` (admission to written or failed) and the `AsyncEngine` that moves chunks
 between them. A transport handed in stays the caller's to close; one opened here is closed
 here. The end: summary.json (`pipeline.accounting.summary`) and an `Outcome`.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from pipeline.accounting.stats import JobStats
 from pipeline.accounting.summary import job_summary, write_summary
+from pipeline.call.breaker import EndpointBreaker
 from pipeline.call.client import RerankClient
 from pipeline.call.http import HttpTransport
 from pipeline.errors import OutputError
@@ -32,9 +34,16 @@ def open_transport(job: PreparedJob) -> Transport:
     """The job's own transport: in process for `local`, else HTTP to its URL."""
     if job.cfg.provider.kind == "local":
         return LocalTransport()
-    lim = job.cfg.limits
+    lim, provider = job.cfg.limits, job.cfg.provider
     return HttpTransport(
-        job.url, job.key, lim.max_concurrency, lim.timeout_s, lim.connect_timeout_s
+        job.url,
+        job.key,
+        lim.max_concurrency,
+        lim.timeout_s,
+        lim.connect_timeout_s,
+        key_header=provider.api_key_header,
+        key_scheme=provider.api_key_scheme,
+        ca_bundle=provider.ca_bundle,
     )
 
 
@@ -58,6 +67,15 @@ async def run_job(
     )
     own = transport is None
     wire = open_transport(job) if transport is None else transport
+    secrets = [job.key] if job.key else []
+    breaker = EndpointBreaker(
+        wire.url,
+        failures=lim.breaker_failures,
+        seconds=lim.breaker_seconds,
+        key_env=job.key_env,
+        kind=cfg.provider.kind,
+        secrets=secrets,
+    )
     client = RerankClient(
         job.settings.adapter,
         wire,
@@ -65,10 +83,13 @@ async def run_job(
         stats,
         model=job.model,
         key_env=job.key_env,
-        secrets=[job.key] if job.key else [],
+        secrets=secrets,
         max_attempts=lim.max_attempts,
         max_retry_wait_s=lim.max_retry_wait_s,
         max_retry_time_s=lim.max_retry_time_s,
+        breaker=breaker,
+        timeout_s=lim.timeout_s,
+        connect_timeout_s=lim.connect_timeout_s,
     )
     book = QueryBook(job.settings, stats, writer, progress, job.resume)
     engine = AsyncEngine(

@@ -2,6 +2,8 @@
 
 A stop lets in-flight requests finish within a grace period, so their answers are written
 and the job resumes from there; a 401/403 stops with no grace (every request would fail).
+A tripped endpoint breaker keeps the grace for requests already on the wire only: the
+client starts no new attempt, and the engine stops as soon as none is on the wire.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable
+
+from pipeline.errors import AuthError
 
 STOP_GRACE_S = 30.0  # how long in-flight requests may take to finish after Ctrl-C / SIGTERM
 
@@ -26,11 +30,13 @@ class StopControl:
 
     @property
     def grace_s(self) -> float:
-        return 0.0 if self.fatal is not None else STOP_GRACE_S
+        return 0.0 if isinstance(self.fatal, AuthError) else STOP_GRACE_S
 
     def stop_for(self, error: BaseException) -> None:
-        """Stop at once because of `error` (an AuthError): no request can succeed."""
-        self.fatal = error
+        """Stop because of `error` (an AuthError, EndpointUnusable): no request can
+        succeed. The first such error is the one reported."""
+        if self.fatal is None:
+            self.fatal = error
         self.requested.set()
 
     def on_signal(self) -> None:
