@@ -9,15 +9,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.cli import main
+from pipeline.config import JobConfig, to_toml
 from pipeline.evaluate import EvalInputError
-from pipeline.evaluate.command import evaluate_output_dir, evaluate_run_files, main
+from pipeline.evaluate.evaluation import evaluate_output_dir, evaluate_run_files
 from pipeline.evaluate.judgments import load_judgments
-from pipeline.evaluate.runs import read_trec_run
+from pipeline.evaluate.runs import Ranking, read_trec_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,9 +39,20 @@ ROWS = [
 QRELS = "q1 0 d3 2\nq1 0 d4 1\nq2 0 a 1\nq2 0 b 0\nq4 0 y 1\n"
 
 
+def commit_part(outdir: Path, table: pa.Table, name: str) -> None:
+    """Write a results part and name it in the manifest, as the writer commits one."""
+    (outdir / "results").mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, outdir / "results" / name)
+    with open(outdir / "_manifest.jsonl", "ab") as manifest:
+        manifest.write(orjson.dumps({"seq": 0, "run": "test", "results": name}) + b"\n")
+
+
+def docs_by_query(run: Ranking) -> dict[str, list[str]]:
+    frame = run.frame.sort("query_id", "position").group_by("query_id", maintain_order=True)
+    return dict(frame.agg("doc_id").iter_rows())
+
+
 def write_results(outdir: Path, rows=ROWS, parts: int = 2) -> Path:
-    results = outdir / "results"
-    results.mkdir(parents=True, exist_ok=True)
     for i in range(parts):
         chunk = rows[i::parts]
         table = pa.table(
@@ -51,8 +65,10 @@ def write_results(outdir: Path, rows=ROWS, parts: int = 2) -> Path:
                 "text": [f"text of {r[1]}" for r in chunk],
             }
         )
-        pq.write_table(table, results / f"part-{i:05d}.parquet")
-    (results / ".part-00009.parquet.tmp").write_bytes(b"half written")  # must be ignored
+        commit_part(outdir, table, f"part-{i:05d}.parquet")
+    # Neither a temp file nor a part the manifest does not name is read.
+    (outdir / "results" / ".part-00009.parquet.tmp").write_bytes(b"half written")
+    pq.write_table(table, outdir / "results" / "part-00010.parquet")
     return outdir
 
 
@@ -154,7 +170,9 @@ def test_top_n_cut_and_tied_scores_are_warned(tmp_path: Path):
         ("q2", "b", 2, 0.4, 1),  # tie; pipeline put a first, trec_eval would put b first
     ]
     out = write_results(tmp_path / "out", rows, parts=1)
-    (out / "job.resolved.toml").write_text("[output]\ntop_n = 2\n")
+    cfg = JobConfig()
+    cfg.input.path, cfg.output.dir, cfg.output.top_n = str(tmp_path / "gone.jsonl"), str(out), 2
+    (out / "job.resolved.toml").write_text(to_toml(cfg))
     (tmp_path / "q.txt").write_text("q1 0 d1 1\nq2 0 a 1\n")
     summary = evaluate_output_dir(out, tmp_path / "q.txt", k=[1], print_table=False)
     assert summary["inputs"]["top_n"] == 2
@@ -164,7 +182,16 @@ def test_top_n_cut_and_tied_scores_are_warned(tmp_path: Path):
     # Evaluated in the delivered 'rank' order: q2 reranked puts the relevant 'a' first.
     assert summary["mean"]["reranked"]["p@1"] == 0.5
     reranked = read_trec_run(out / "eval" / "reranked.trec")
-    assert reranked.docs == {"q1": ["d2", "d1"], "q2": ["a", "b"]}
+    assert docs_by_query(reranked) == {"q1": ["d2", "d1"], "q2": ["a", "b"]}
+    # Only q2, whose delivered order trec_eval would not reproduce, carries score = -rank.
+    lines = (out / "eval" / "reranked.trec").read_text().splitlines()
+    assert lines == [
+        "q1 Q0 d2 1 0.5 reranked",
+        "q1 Q0 d1 2 0.5 reranked",
+        "q2 Q0 a 1 -1.0 reranked",
+        "q2 Q0 b 2 -2.0 reranked",
+    ]
+    assert "first_stage not rebuilt from the job's input: input.path" in warnings
 
 
 # --- bad input: clear messages, exit status 2 -----------------------------------------------
@@ -206,7 +233,7 @@ def test_parquet_judgments(tmp_path: Path):
     )
     assert "q.parquet row 2: field 'relevance' is None" in _error(lambda: load_judgments(path))
     pq.write_table(pa.table({"query_id": [1], "doc_id": ["d1"], "relevance": [2]}), path)
-    assert load_judgments(path).by_query == {"1": {"d1": 2}}
+    assert load_judgments(path).frame.rows() == [("1", "d1", 2)]
     pq.write_table(pa.table({"query_id": ["q1"], "doc": ["d1"], "relevance": [2]}), path)
     assert "q.parquet: missing column 'doc_id'" in _error(lambda: load_judgments(path))
 
@@ -215,16 +242,17 @@ def test_bad_results(tmp_path: Path):
     (tmp_path / "q.txt").write_text(QRELS)
     empty = tmp_path / "empty"
     (empty / "results").mkdir(parents=True)
+    pq.write_table(pa.table({"query_id": ["q1"]}), empty / "results" / "p.parquet")  # uncommitted
     assert "no result files" in _error(lambda: evaluate_output_dir(empty, tmp_path / "q.txt"))
     assert "output directory not found" in _error(
         lambda: evaluate_output_dir(tmp_path / "nope", tmp_path / "q.txt")
     )
 
     broken = tmp_path / "broken" / "results"
-    broken.mkdir(parents=True)
-    pq.write_table(
+    commit_part(
+        broken.parent,
         pa.table({"query_id": ["q1"], "doc_id": ["d1"], "rank": [1], "score": [0.1]}),
-        broken / "p.parquet",
+        "p.parquet",
     )
     message = _error(lambda: evaluate_output_dir(broken.parent, tmp_path / "q.txt"))
     assert "p.parquet: missing column 'input_rank'" in message
@@ -262,8 +290,7 @@ def test_bad_result_rows(tmp_path: Path, change: dict, expected: str):
     (tmp_path / "q.txt").write_text(QRELS)
     columns = {"query_id": ["q1", "q1"], "doc_id": ["d1", "d2"], "rank": [1, 2]}
     columns |= {"score": [0.5, 0.4], "input_rank": [1, 2], **change}
-    (tmp_path / "out" / "results").mkdir(parents=True)
-    pq.write_table(pa.table(columns), tmp_path / "out" / "results" / "p-1.parquet")
+    commit_part(tmp_path / "out", pa.table(columns), "p-1.parquet")
     assert expected in _error(lambda: evaluate_output_dir(tmp_path / "out", tmp_path / "q.txt"))
 
 
@@ -323,15 +350,7 @@ def test_cli_exit_codes_and_no_traceback(outdir: Path, tmp_path: Path, capsys):
     bad.write_text("q1 0 d1\n")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.evaluate.command",
-            "eval",
-            str(outdir),
-            "--qrels",
-            str(bad),
-        ],
+        [sys.executable, "-m", "pipeline", "eval", str(outdir), "--qrels", str(bad)],
         capture_output=True,
         text=True,
         env=env,
@@ -396,24 +415,12 @@ async def test_cut_results_take_the_first_stage_from_the_input(tmp_path: Path, c
     assert "reranked holds only the top 3 docs per query" in warnings and "k = 10" in warnings
     first = read_trec_run(out / "eval" / "first_stage.trec")
     q = judged[0]
-    assert first.docs[q] == [f"{q}-d{j:04d}" for j in range(12)]
+    assert docs_by_query(first)[q] == [f"{q}-d{j:04d}" for j in range(12)]
     printed = capsys.readouterr().out
     assert "first stage: input (each query's full candidate list" in printed
 
-    # --first-stage results: today's view, the input order of the 3 kept docs only.
-    argv = ["eval", str(out), "--qrels", str(qrels), "--k", "3,10", "--quiet"]
-    assert main([*argv, "--first-stage", "results", "--out", str(tmp_path / "r")]) == 0
-    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert summary["first_stage_source"] == "results"
-    assert summary["mean"]["first_stage"]["recall@10"] == 0.0
-    warnings = " ".join(summary["warnings"])
-    assert "top_n=3; 6 queries miss part of their first-stage list" in warnings
-    assert "not rebuilt from the job's input" not in warnings  # chosen, not a fallback
-    first = read_trec_run(tmp_path / "r" / "first_stage.trec")
-    assert all(len(docs) == 3 for docs in first.docs.values())
 
-
-async def test_missing_or_changed_input_falls_back_to_the_results(tmp_path: Path, capsys):
+async def test_missing_or_changed_input_falls_back_to_the_results(tmp_path: Path):
     out, path, _ = await _cut_run(tmp_path)
     qrels = tmp_path / "qrels.txt"
     data = path.read_bytes()
@@ -423,23 +430,21 @@ async def test_missing_or_changed_input_falls_back_to_the_results(tmp_path: Path
     assert summary["first_stage_source"] == "results"
     assert summary["inputs"]["first_stage_input"] is None
     assert summary["mean"]["first_stage"]["recall@10"] == 0.0
-    assert any("results hold only the reranked top docs" in w for w in summary["warnings"])
+    warnings = " ".join(summary["warnings"])
+    assert "top_n=3; 6 queries miss part of their first-stage list" in warnings
     why = [w for w in summary["warnings"] if w.startswith("first_stage not rebuilt")]
     assert len(why) == 1 and "no such file or directory" in why[0] and str(path) in why[0]
-    # Asked for explicitly, a missing input is an error, not a silent fallback.
-    argv = ["eval", str(out), "--qrels", str(qrels), "--first-stage", "input", "--quiet"]
-    assert main(argv) == 2
-    assert "no such file or directory" in capsys.readouterr().err
+    first = read_trec_run(out / "eval" / "first_stage.trec")
+    assert all(len(docs) == 3 for docs in docs_by_query(first).values())
 
-    path.write_bytes(data + b"\0")  # same rows, other size: _job.json says it changed
+    path.write_bytes(data[: len(data) // 2])  # cut short: no longer Parquet
     summary = evaluate_output_dir(out, qrels, k=[10], print_table=False)
     assert summary["first_stage_source"] == "results"
-    assert any("changed since the run (size" in w for w in summary["warnings"])
+    assert any(w.startswith("first_stage not rebuilt") for w in summary["warnings"])
 
-    # Same size but other candidate lists (no _job.json to compare): the rows catch it.
+    # Readable, but other candidate lists: the result rows' input_rank no longer match.
     from tests.helpers import make_queries, write_grouped_parquet
 
-    (out / "_job.json").unlink()
     queries = make_queries(6, 12, seed=99)
     for query in queries:
         query["doc_ids"] = query["doc_ids"][::-1]

@@ -11,19 +11,20 @@ metric    bm25
 ndcg@10   0.5000
 (2 queries evaluated; relevant = label >= 1)
 
-``per_query.parquet`` is long form, one row per (query, system, metric):
-``query_id`` (string), ``system`` (string), ``metric`` (string), ``value``
-(float64). Rows are written sorted by system, query_id, metric, but readers
-should sort explicitly (polars lazy/streaming queries keep no row order).
+``per_query.parquet`` is long form, one row per (query, system, metric): ``query_id``,
+``system``, ``metric`` (strings) and ``value`` (float64). Rows are written by system, then
+metric in report order, then query_id; readers should sort explicitly (polars lazy and
+streaming queries keep no row order).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.evaluate.scoring import Comparison, SystemScores
+import polars as pl
+
+from pipeline.evaluate.settings import EvalSettings
 
 SIGNIFICANCE_LEVEL = 0.05
 FIRST_STAGE_TEXT = {
@@ -32,75 +33,58 @@ FIRST_STAGE_TEXT = {
 }
 
 
-def write_per_query(path: Path, systems: Sequence[SystemScores], metrics: Sequence[str]) -> None:
-    import polars as pl
+def write_per_query(path: Path, systems: dict[str, pl.DataFrame], metrics: list[str]) -> None:
+    """Streamed from the per-system frames: the long form is never held in memory whole."""
+    long = [
+        frame.lazy().select(
+            "query_id", system=pl.lit(system), metric=pl.lit(metric), value=pl.col(metric)
+        )
+        for system, frame in systems.items()
+        for metric in metrics
+    ]
+    pl.concat(long).sink_parquet(path)
 
-    columns: dict[str, list] = {"query_id": [], "system": [], "metric": [], "value": []}
-    for scores in systems:
-        for query_id in scores.coverage.evaluated:
-            values = scores.per_query[query_id]
-            for metric in metrics:
-                columns["query_id"].append(query_id)
-                columns["system"].append(scores.system)
-                columns["metric"].append(metric)
-                columns["value"].append(values[metric])
-    frame = pl.DataFrame(
-        columns,
-        schema={
-            "query_id": pl.String,
-            "system": pl.String,
-            "metric": pl.String,
-            "value": pl.Float64,
-        },
-    )
-    frame.write_parquet(path)
+
+def coverage(ranked: pl.Series, judged: pl.Series) -> dict:
+    """Query counts of one system (trec_eval without -c): only ranked and judged ones count."""
+    unjudged = ranked.filter(~ranked.is_in(judged.implode()))
+    unranked = judged.filter(~judged.is_in(ranked.implode()))
+    return {
+        "evaluated": len(ranked) - len(unjudged),
+        "ranked_without_judgments": len(unjudged),
+        "judged_not_ranked": len(unranked),
+        "examples_ranked_without_judgments": unjudged.head(10).to_list(),
+        "examples_judged_not_ranked": unranked.head(10).to_list(),
+    }
 
 
 def build_summary(
-    *,
-    systems: Sequence[SystemScores],
-    comparisons: Sequence[Comparison],
-    metrics: Sequence[str],
-    ks: Sequence[int],
-    relevance_threshold: int,
-    test: str,
-    inputs: dict,
-    judgments: dict,
-    warnings: Sequence[str],
-    files: dict,
-    first_stage_source: str | None = None,
+    settings: EvalSettings,
+    systems: dict[str, pl.DataFrame],
+    queries: dict[str, dict],
+    comparisons: list[dict],
+    **sections: object,
 ) -> dict:
-    summary = {
+    """The summary.json dict; ``sections`` (inputs, judgments, warnings, files, ...) as given."""
+    return {
         "schema_version": 1,
         "settings": {
-            "k": list(ks),
-            "relevance_threshold": relevance_threshold,
-            "significance_test": test,
-            "metrics": list(metrics),
+            "k": settings.ks,
+            "relevance_threshold": settings.relevance_threshold,
+            "significance_test": settings.significance,
+            "metrics": settings.metrics,
             "conventions": "trec_eval: score desc / doc_id desc ties, unjudged = non-relevant, "
             "linear-gain nDCG, mean over queries both ranked and judged",
         },
-        "inputs": inputs,
-        "judgments": judgments,
-        "systems": [s.system for s in systems],
-        "queries": {
-            s.system: {
-                "evaluated": len(s.coverage.evaluated),
-                "ranked_without_judgments": len(s.coverage.run_without_judgments),
-                "judged_not_ranked": len(s.coverage.judged_not_in_run),
-                "examples_ranked_without_judgments": s.coverage.run_without_judgments[:10],
-                "examples_judged_not_ranked": s.coverage.judged_not_in_run[:10],
-            }
-            for s in systems
+        "systems": list(systems),
+        "queries": queries,
+        "mean": {
+            name: frame.select(pl.col(settings.metrics).mean()).fill_null(0.0).row(0, named=True)
+            for name, frame in systems.items()
         },
-        "mean": {s.system: {m: s.mean(m) for m in metrics} for s in systems},
-        "comparisons": [c.as_dict() for c in comparisons],
-        "warnings": list(warnings),
-        "files": files,
+        "comparisons": comparisons,
+        **sections,
     }
-    if first_stage_source is not None:  # output directories only: "input" or "results"
-        summary["first_stage_source"] = first_stage_source
-    return summary
 
 
 def write_summary(path: Path, summary: dict) -> None:
@@ -117,25 +101,23 @@ def _p_text(p: float | None) -> str:
 
 def _render(rows: list[list[str]], right_from: int) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [
+    return [
+        "   ".join(
             cell.rjust(widths[i]) if i >= right_from else cell.ljust(widths[i])
             for i, cell in enumerate(row)
-        ]
-        lines.append("   ".join(cells).rstrip())
-    return lines
+        ).rstrip()
+        for row in rows
+    ]
 
 
 def format_table(summary: dict) -> str:
     """The before/after table printed to the terminal, rebuilt from a summary dict."""
     settings = summary["settings"]
-    metrics = settings["metrics"]
+    metrics, threshold = settings["metrics"], settings["relevance_threshold"]
     lines: list[str] = []
     if summary["comparisons"]:
         comparison = summary["comparisons"][0]
-        base, cand = comparison["baseline"], comparison["candidate"]
-        test = comparison["test"]
+        base, cand, test = comparison["baseline"], comparison["candidate"], comparison["test"]
         rows = [["metric", base, cand, "delta", f"p ({test})", "better/worse/same"]]
         for metric in metrics:
             m = comparison["metrics"][metric]
@@ -151,20 +133,16 @@ def format_table(summary: dict) -> str:
             )
         lines += _render(rows, right_from=1)
         lines.append(
-            f"({comparison['queries']} paired queries; relevant = label >= "
-            f"{settings['relevance_threshold']}; * p < {SIGNIFICANCE_LEVEL}, two-sided {test}, "
-            "not corrected for the number of metrics)"
+            f"({comparison['queries']} paired queries; relevant = label >= {threshold}; "
+            f"* p < {SIGNIFICANCE_LEVEL}, two-sided {test}, not corrected for the number of metrics)"
         )
     else:
         names = summary["systems"]
         rows = [["metric", *names]]
-        for metric in metrics:
-            rows.append([metric, *(f"{summary['mean'][n][metric]:.4f}" for n in names)])
+        rows += [[m, *(f"{summary['mean'][n][m]:.4f}" for n in names)] for m in metrics]
         lines += _render(rows, right_from=99)
         counts = ", ".join(str(summary["queries"][n]["evaluated"]) for n in names)
-        lines.append(
-            f"({counts} queries evaluated; relevant = label >= {settings['relevance_threshold']})"
-        )
+        lines.append(f"({counts} queries evaluated; relevant = label >= {threshold})")
     source = summary.get("first_stage_source")
     if source is not None:
         lines.append(f"first stage: {FIRST_STAGE_TEXT.get(source, source)}")
