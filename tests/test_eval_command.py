@@ -216,7 +216,7 @@ def _error(call) -> str:
         (
             "q.jsonl",
             '{"query_id": "q1", "doc_id": "d1", "relevance": 0.5}\n',
-            "line 1: field 'relevance' is 0.5",
+            "line 1: field 'relevance' is '0.5', not an integer label",
         ),
         ("q.jsonl", "not json\n", "q.jsonl line 1: not valid JSON Lines"),
     ],

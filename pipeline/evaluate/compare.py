@@ -5,14 +5,12 @@
 >>> paired_randomization_test([0.0, 0.0, 0.0], [1.0, 2.0, 3.0]).p_value  # exact: 2 of 8 sign flips
 0.25
 
-* ``t-test`` (default): two-sided paired Student t-test on the per-query differences;
-  the p-value comes from the Student t CDF through the regularized incomplete beta
-  function (continued fraction). Deterministic and standard in IR (Smucker, Allan &
-  Carterette, CIKM 2007, found it agrees closely with the randomization test).
-* ``randomization``: two-sided paired sign-flip test of the mean difference. Exact (all
-  2**n flips) for n <= 12 queries that moved, else 10,000 seeded random flips with
-  ``p = (hits + 1) / (permutations + 1)``, reproducible and never 0. Each flip costs one
-  pass over the moved queries: with hundreds of thousands of them, prefer the t-test.
+* ``t-test`` (default): two-sided paired Student t-test of the per-query differences, the
+  p-value from the t CDF (regularized incomplete beta). Standard in IR: Smucker, Allan and
+  Carterette (CIKM 2007) found it agrees closely with the randomization test.
+* ``randomization``: two-sided paired sign-flip test of the mean difference; exact for up to
+  12 queries that moved, else 10,000 seeded flips, ``p = (hits + 1) / 10,001`` (never 0).
+  Each flip is one pass over the moved queries: with 100,000s of them, prefer the t-test.
 """
 
 from __future__ import annotations
@@ -20,9 +18,8 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from itertools import product
-from typing import cast
+from typing import NamedTuple, cast
 
 import polars as pl
 import pyarrow as pa
@@ -36,12 +33,9 @@ UNCHANGED_TOLERANCE = 1e-12
 Values = Sequence[float] | pl.Series
 
 
-@dataclass(slots=True)
-class SignificanceResult:
-    """``statistic`` is t for the t-test, the mean difference for randomization."""
-
+class SignificanceResult(NamedTuple):
     p_value: float | None  # None: fewer than 2 paired queries
-    statistic: float | None
+    statistic: float | None  # t for the t-test, the mean difference for randomization
 
 
 def _continued_fraction(a: float, b: float, x: float) -> float:
@@ -142,12 +136,6 @@ def paired_randomization_test(
     return SignificanceResult(p, total / len(diffs))
 
 
-def run_test(name: str, baseline: Values, candidate: Values) -> SignificanceResult:
-    return (paired_randomization_test if name == "randomization" else paired_t_test)(
-        baseline, candidate
-    )
-
-
 def paired(baseline: pl.DataFrame, candidate: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The rows of queries both per-query frames score, in the same (query_id) order."""
     if baseline["query_id"].equals(candidate["query_id"]):
@@ -166,13 +154,15 @@ def compare_systems(
     for metric in metrics:
         before, after = baseline[metric], candidate[metric]
         delta = after - before
-        result = run_test(test, before, after)
+        p_value, statistic = (
+            paired_randomization_test if test == "randomization" else paired_t_test
+        )(before, after)
         rows[metric] = {
             "baseline": before.mean() or 0.0,
             "candidate": after.mean() or 0.0,
             "delta": delta.mean() or 0.0,
-            "p_value": result.p_value,
-            "statistic": result.statistic,
+            "p_value": p_value,
+            "statistic": statistic,
             "improved": (delta > UNCHANGED_TOLERANCE).sum(),
             "worse": (delta < -UNCHANGED_TOLERANCE).sum(),
             "unchanged": (delta.abs() <= UNCHANGED_TOLERANCE).sum(),

@@ -1,26 +1,26 @@
-"""Ranking tables, and TREC run files in and out.
+"""Ranking tables, and TREC text files: runs in and out, the fields of qrels and runs.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "bm25.run"
->>> _ = path.write_text("q1 Q0 d1 1 2.5 bm25\\nq1 Q0 d2 2 2.5 bm25\\n")
+>>> _ = path.write_text("\\ufeffq1 Q0 d1 1 2.5 bm25\\n# a comment\\n\\nq1 Q0 d2 2 2.5 bm25\\n")
 >>> run = read_trec_run(path)
 >>> run.system, run.frame["doc_id"].to_list()  # tie on 2.5: trec_eval puts the larger doc_id first
 ('bm25', ['d2', 'd1'])
 
-A run file is ``qid Q0 docid rank score tag`` (whitespace separated, extra fields
-ignored). Like trec_eval, the order comes from the score (descending, ties by doc_id
-descending) and the rank column is not used.
+A run file is ``qid Q0 docid rank score tag`` (whitespace separated, extra fields ignored);
+like trec_eval, its order comes from the score and the rank column is not used.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import polars as pl
 
-from pipeline.evaluate.errors import EvalInputError, read_fields
+from pipeline.evaluate.errors import EvalInputError
 
 RUN_FIELDS = ("query_id", "q0", "doc_id", "rank", "score", "tag")
 
@@ -36,11 +36,40 @@ class Ranking:
     warnings: list[str] = field(default_factory=list)
 
 
+def read_trec_fields(path: Path, names: Sequence[str], extra_allowed: bool = False) -> pl.DataFrame:
+    """A ``line`` column and the whitespace-separated fields ``names``, read streaming.
+
+    Blank lines, lines whose first field starts with ``#`` and a leading BOM are skipped; a
+    line with another number of fields (more is fine when ``extra_allowed``) raises.
+    """
+    fields = pl.col("text").str.extract_all(r"\S+")
+    count = fields.list.len()
+    wrong = count < len(names) if extra_allowed else count != len(names)
+    # \x1f (unit separator) never occurs in qrels or runs: each line is one text field.
+    lines = pl.scan_csv(
+        path, has_header=False, separator="\x1f", quote_char=None, schema={"text": pl.String}
+    ).with_row_index("line", offset=1)
+    lines = lines.filter(~pl.col("text").str.contains(r"^\s*(#|$)"))
+    try:
+        bad = lines.filter(wrong).select("line", "text", count.alias("n")).head(1).collect()
+        if not bad.height:
+            columns = (fields.list.get(i).alias(name) for i, name in enumerate(names))
+            return lines.select(pl.col("line").cast(pl.Int64), *columns).collect(engine="streaming")
+    except (OSError, pl.exceptions.ComputeError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise EvalInputError(f"{path}: cannot read as UTF-8 text lines ({reason})") from None
+    line, text, got = bad.row(0)
+    raise EvalInputError(
+        f"{path} line {line}: expected {len(names)} fields {' '.join(names)!r}, "
+        f"got {got}: {text.strip()!r}"
+    )
+
+
 def rank_by_score(scored: pl.DataFrame) -> pl.DataFrame:
     """Add ``position`` in trec_eval's order: score descending, ties by doc_id descending
     in byte order (``strcmp``, which is how polars compares strings too).
 
-    >>> scored = pl.DataFrame({"query_id": ["q"] * 3, "doc_id": ["d10", "d9", "D9"], "score": 0.5})
+    >>> scored = pl.DataFrame({"query_id": "q", "doc_id": ["d10", "d9", "D9"], "score": 0.5})
     >>> rank_by_score(scored)["doc_id"].to_list()
     ['d9', 'd10', 'D9']
     """
@@ -54,7 +83,7 @@ def read_trec_run(path: Path | str, system: str | None = None) -> Ranking:
     path = Path(path)
     if not path.is_file():
         raise EvalInputError(f"run file not found: {path}")
-    lines = read_fields(path, RUN_FIELDS, extra_allowed=True)
+    lines = read_trec_fields(path, RUN_FIELDS, extra_allowed=True)
     if not lines.height:
         raise EvalInputError(f"{path}: no run lines found")
     score = pl.col("score").cast(pl.Float64, strict=False)
@@ -65,33 +94,29 @@ def read_trec_run(path: Path | str, system: str | None = None) -> Ranking:
             f"{text!r}, not a number" if value is None else "NaN; a ranking needs comparable scores"
         )
         raise EvalInputError(f"{path} line {line}: field 'score' is {detail}")
-    lines = lines.with_columns(score)
-    again = lines.filter(pl.struct("query_id", "doc_id").is_first_distinct().not_()).head(1)
+    again = lines.filter(~pl.struct("query_id", "doc_id").is_first_distinct()).head(1)
     if again.height:
         query_id, doc_id, line = again.select("query_id", "doc_id", "line").row(0)
-        first = lines.filter((pl.col("query_id") == query_id) & (pl.col("doc_id") == doc_id))
+        same = lines.filter((pl.col("query_id") == query_id) & (pl.col("doc_id") == doc_id))
         raise EvalInputError(
             f"{path} line {line}: doc {doc_id!r} already ranked for query {query_id!r} on line "
-            f"{first['line'][0]} (trec_eval refuses duplicate documents too)"
+            f"{same['line'][0]} (trec_eval refuses duplicate documents too)"
         )
-    tags = lines.select(pl.col("tag").unique(maintain_order=True))["tag"].to_list()
+    tags = lines["tag"].unique(maintain_order=True).to_list()
     run = Ranking(
-        system or tags[0], str(path), rank_by_score(lines.select("query_id", "doc_id", "score"))
+        system or tags[0], str(path), rank_by_score(lines.select("query_id", "doc_id", score))
     )
     if len(tags) > 1:
-        others = ", ".join(repr(t) for t in sorted(tags[1:]))
         run.warnings.append(
-            f"{path}: several run tags ({others} besides {tags[0]!r}); "
-            f"all lines evaluated as {run.system!r}"
+            f"{path}: several run tags ({', '.join(map(repr, sorted(tags[1:])))} besides "
+            f"{tags[0]!r}); all lines evaluated as {run.system!r}"
         )
     return run
 
 
 def append_trec_run(handle: BinaryIO, ranking: pl.DataFrame, tag: str) -> None:
-    """Append ``qid Q0 docid rank score tag`` lines, in the frame's row order.
-
-    Floats are written in their shortest exact form, so trec_eval reads back the same order.
-    """
+    """Append ``qid Q0 docid rank score tag`` lines in the frame's row order; floats in their
+    shortest exact form, so trec_eval reads back the same order."""
     ranking.select(
         "query_id", pl.lit("Q0"), "doc_id", "position", "score", pl.lit(tag).alias("tag")
     ).write_csv(handle, separator=" ", include_header=False, quote_style="never")

@@ -4,7 +4,7 @@
 >>> settings.ks, settings.metrics[:5]
 ([1, 5, 10], ['ndcg', 'ndcg@1', 'ndcg@5', 'ndcg@10', 'map'])
 
-Kept free of polars so the command line can build its parser without importing it.
+Free of polars, so the command line builds its parser without importing it.
 """
 
 from __future__ import annotations
@@ -60,11 +60,9 @@ class EvalSettings:
         if not k:
             raise EvalInputError("k: give at least one cutoff, e.g. 1,3,5,10")
         threshold = relevance_threshold
-        if isinstance(threshold, bool) or not isinstance(threshold, int):
-            raise EvalInputError(f"relevance threshold {threshold!r} is not an integer")
-        if threshold < 1:
-            # 0 would make judged non-relevant documents relevant; trec_eval allows it, nobody means it.
-            raise EvalInputError(f"relevance threshold must be >= 1, got {threshold}")
+        # 0 would make judged non-relevant documents relevant: trec_eval allows it, nobody means it.
+        if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+            raise EvalInputError(f"relevance threshold must be an integer >= 1, got {threshold!r}")
         if significance not in SIGNIFICANCE_TESTS:
             raise EvalInputError(
                 f"significance test {significance!r} unknown; choose {' or '.join(SIGNIFICANCE_TESTS)}"

@@ -1,0 +1,279 @@
+"""A pipeline output directory's two rankings, first stage and reranked, in query ranges.
+
+>>> import asyncio, tempfile, pathlib
+>>> from pipeline.records import Query
+>>> from pipeline.write import OutputWriter
+>>> out = pathlib.Path(tempfile.mkdtemp())
+>>> writer = OutputWriter(out, include_text=False)
+>>> writer.add_ranked_columns(Query("q1", "?", ["a", "b", "c"], ["d1", "d2", "d3"], ""), [2, 0], [0.9, 0.1])
+>>> asyncio.run(writer.close())
+>>> rows = ResultRows(out)
+>>> [(first["doc_id"].to_list(), reranked["doc_id"].to_list()) for first, reranked in rows.chunks()]
+[(['d1', 'd3'], ['d3', 'd1'])]
+
+Rows (``query_id, doc_id, rank, score, input_rank``) come from the parts the writer's
+manifest commits (``pipeline.write.committed_parts``). *reranked* is each query's rows in
+``rank`` order; *first stage* the same rows in ``input_rank`` order, complete unless the
+job cut its output to ``[output] top_n``. Then, and only then, ``first_stage_source``
+takes the full candidate lists from the job's input: ``job.resolved.toml`` loaded with
+``pipeline.config``, read with ``pipeline.read.open_input``, the run's own reader. If that
+input is gone, unreadable or no longer matches the rows, the rows' order stays, with a
+warning saying why.
+
+Rows are read ``CHUNK_ROWS`` at a time by ranges of query_id, so memory stays flat at any
+size. Each range is checked whole; a problem names the part file and row of its first case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+
+from pipeline.config import ConfigError, InputConfig, load_job
+from pipeline.evaluate.errors import EvalInputError
+from pipeline.read import InputError, open_input
+from pipeline.records import Query
+from pipeline.write import committed_parts
+
+CHUNK_ROWS = 500_000
+SCHEMA = {"query_id": pl.String, "doc_id": pl.String, "rank": pl.Int64, "score": pl.Float64}
+SCHEMA["input_rank"] = pl.Int64
+_BAD_ID = r"^$|\s"  # TREC run files are whitespace separated: such an id could not be written
+_ID_PROBLEM = "{!r}: ids must be non-empty, without spaces"
+_ROW_CHECKS = [
+    (name, pl.col(name).str.contains(_BAD_ID), _ID_PROBLEM)
+    for name in SCHEMA
+    if name.endswith("_id")
+]
+_ROW_CHECKS.append(("score", pl.col("score").is_nan(), "NaN"))
+_ROW_CHECKS += [
+    (name, pl.col(name) < 1, "{}, not a 1-based position") for name in ("rank", "input_rank")
+]
+
+
+def _scan(parts: list[Path]) -> pl.LazyFrame:
+    """The result columns of ``parts``, integer and float widths unified."""
+    widen = pl.ScanCastOptions(integer_cast=["upcast", "allow-float"], float_cast="upcast")
+    return pl.scan_parquet(parts, schema=SCHEMA, cast_options=widen, extra_columns="ignore")
+
+
+def _check_schema(part: Path) -> None:
+    try:
+        schema = pl.scan_parquet(part).collect_schema()
+    except pl.exceptions.PolarsError as exc:
+        raise EvalInputError(f"{part}: cannot read as Parquet ({exc})") from None
+    missing = [name for name in SCHEMA if name not in schema]
+    if missing:
+        raise EvalInputError(
+            f"{part}: missing column {', '.join(map(repr, missing))} (has {', '.join(schema)})"
+        )
+    for name, kind in ((name, schema[name]) for name in SCHEMA):
+        expected = (
+            "strings" if name.endswith("_id") else "numbers" if name == "score" else "integers"
+        )
+        if not {"strings": kind == pl.String, "numbers": kind.is_numeric()}.get(
+            expected, kind.is_integer()
+        ):
+            raise EvalInputError(
+                f"{part}: column {name!r} has type {str(kind).lower()}, expected {expected}"
+            )
+
+
+class ResultRows:
+    """The committed result rows of ``outdir``, checked and read in query ranges."""
+
+    def __init__(self, outdir: Path):
+        if not outdir.is_dir():
+            raise EvalInputError(f"output directory not found: {outdir}")
+        self.parts = committed_parts(outdir)["results"]
+        if not self.parts:
+            raise EvalInputError(
+                f"{outdir}: no result files committed in its _manifest.jsonl; is this a "
+                "pipeline output directory, and has the job produced output yet?"
+            )
+        for part in self.parts:
+            _check_schema(part)
+        self.scan = _scan(self.parts)
+        nulls = self.scan.select(pl.all().null_count()).collect().row(0, named=True)
+        for name, count in nulls.items():
+            if count:
+                where, _ = self.first_where(pl.col(name).is_null())[0]
+                raise EvalInputError(f"{where}: field {name!r} is null")
+        self.query_ids = self.scan.select(pl.col("query_id").unique().sort()).collect().to_series()
+        if not len(self.query_ids):
+            raise EvalInputError(f"{outdir / 'results'}: the result files hold no rows")
+        self.rows = self.scan.select(pl.len()).collect().item()
+        self.reordered_queries = 0  # queries whose rank order is not trec_eval's score order
+        self.cut_queries = 0  # queries whose rows miss part of their input list
+
+    def first_where(self, condition: pl.Expr, limit: int = 1) -> list[tuple[str, dict]]:
+        """``("PART row N", row)`` of the first rows matching ``condition``, in commit order."""
+        found: list[tuple[str, dict]] = []
+        for part in self.parts:
+            rows = _scan([part]).with_row_index("row", offset=1).filter(condition)
+            for row in rows.head(limit - len(found)).collect().iter_rows(named=True):
+                found.append((f"{part} row {row['row']}", row))
+            if len(found) == limit:
+                break
+        return found
+
+    def _check(self, rows: pl.DataFrame) -> None:
+        for name, condition, problem in _ROW_CHECKS:
+            if rows.select(condition.any()).item():
+                where, row = self.first_where(condition)[0]
+                raise EvalInputError(f"{where}: field {name!r} is {problem.format(row[name])}")
+        for name in ("doc_id", "rank", "input_rank"):
+            twice = rows.filter(pl.struct("query_id", name).is_duplicated()).head(1)
+            if twice.height:
+                query_id, value = twice.select("query_id", name).row(0)
+                match = (pl.col("query_id") == query_id) & (pl.col(name) == value)
+                (first, _), (second, _) = self.first_where(match, limit=2)
+                problem = (
+                    f"doc {value!r} appears twice for query {query_id!r} (first at {first})"
+                    if name == "doc_id"
+                    else f"field {name!r} is {value} for query {query_id!r}, the same as {first}"
+                )
+                raise EvalInputError(f"{second}: {problem}")
+
+    def chunks(
+        self, input_lists: pl.DataFrame | None = None
+    ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+        """``(first_stage, reranked)`` ranking tables (``query_id, doc_id, position, score``) per
+        query range, in query_id order; ``input_lists``, when given, is the first stage."""
+        step = max(1, CHUNK_ROWS * len(self.query_ids) // self.rows)
+        starts = self.query_ids.gather_every(step).to_list()
+        for start, end in zip(starts, [*starts[1:], None], strict=True):
+            query_id = pl.col("query_id")
+            in_range = (
+                query_id >= start
+                if end is None
+                else query_id.is_between(pl.lit(start), pl.lit(end), "left")
+            )
+            rows = self.scan.filter(in_range).collect()
+            self._check(rows)
+            rows = rows.sort("query_id", "rank").with_columns(
+                position=pl.int_range(1, pl.len() + 1).over("query_id"),
+                input_position=pl.col("input_rank").rank("ordinal").over("query_id").cast(pl.Int64),
+            )
+            # trec_eval reorders a query where a later row has a higher score, or the same
+            # score and a larger doc_id: its run file lines then carry score = -rank instead.
+            score, doc_id = pl.col("score"), pl.col("doc_id")
+            later_first = (score.shift(-1) > score) | (
+                (score.shift(-1) == score) & (doc_id.shift(-1) > doc_id)
+            )
+            same_query = query_id == query_id.shift(-1)
+            reordered = (same_query & later_first).fill_null(False).any().over("query_id")
+            rows = rows.with_columns(reordered=reordered)
+            self.reordered_queries += rows.filter("reordered")["query_id"].n_unique()
+            cut = pl.col("input_rank") != pl.col("input_position")
+            self.cut_queries += rows.filter(cut)["query_id"].n_unique()
+            minus_position = -pl.col("position").cast(pl.Float64)
+            reranked = rows.select(
+                "query_id",
+                "doc_id",
+                "position",
+                score=pl.when("reordered").then(minus_position).otherwise(score),
+            )
+            if input_lists is None:
+                first_stage = rows.select("query_id", "doc_id", position="input_position")
+                first_stage = first_stage.sort("query_id", "position")
+            else:
+                first_stage = input_lists.filter(in_range)
+            yield first_stage.with_columns(score=minus_position), reranked
+
+
+@dataclass(slots=True)
+class FirstStageSource:
+    name: str  # "input": the job's input lists; "results": the rows' input_rank order
+    top_n: int | None = None
+    input_path: str | None = None
+    lists: pl.DataFrame | None = None  # query_id, doc_id, position; when name == "input"
+    why_not_input: str | None = None
+
+    def warnings(self, cut_queries: int, ks: list[int]) -> list[str]:
+        """What a reader of the numbers must know about the two rankings' depths."""
+        deeper = [str(k) for k in ks if self.top_n is not None and k > self.top_n]
+        if self.name == "input" and cut_queries and deeper:
+            return [
+                f"reranked holds only the top {self.top_n} docs per query, first_stage the "
+                f"full input list: at k = {', '.join(deeper)} the reranked metrics count no "
+                f"docs below rank {self.top_n}"
+            ]
+        if self.name == "input" or (self.top_n is None and not cut_queries):
+            return []
+        top = f"top_n={self.top_n}" if self.top_n is not None else "a cut output"
+        notes = [
+            f"results hold only the reranked top docs ({top}; {cut_queries} queries miss part "
+            "of their first-stage list): first_stage is the input order of those same docs, "
+            "not the full first-stage ranking, so its deep metrics are not the first stage's own"
+        ]
+        if self.why_not_input:
+            notes.append(f"first_stage not rebuilt from the job's input: {self.why_not_input}")
+        return notes
+
+
+def _input_lists(rows: ResultRows, cfg: InputConfig) -> pl.DataFrame:
+    """Each result query's doc ids in the job's input order (``query_id, doc_id, position``),
+    checked against the rows; an InputError says why they cannot be used."""
+    wanted, ids, docs = set(rows.query_ids.to_list()), [], []
+    try:
+        for batch in open_input(cfg).batches():
+            for item in batch:  # should an id occur twice, the first list is the one ranked
+                if isinstance(item, Query) and item.query_id in wanted:
+                    wanted.discard(item.query_id)
+                    ids.append(item.query_id)
+                    docs.append(item.doc_ids)
+            if not wanted:
+                break
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise InputError(f"input.path {cfg.path!r}: cannot read it ({exc})") from None
+    lists = pl.DataFrame(
+        {"query_id": ids, "doc_id": docs},
+        schema={"query_id": pl.String, "doc_id": pl.List(pl.String)},
+    )
+    lists = lists.explode("doc_id").with_columns(
+        position=pl.int_range(1, pl.len() + 1).over("query_id")
+    )
+    held = lists.lazy().select("query_id", held="doc_id", input_rank="position")
+    moved = rows.scan.join(held, on=["query_id", "input_rank"], how="left")
+    wrong = (
+        moved.filter(pl.col("held").is_null() | (pl.col("held") != pl.col("doc_id")))
+        .head(1)
+        .collect()
+    )
+    if wrong.height:
+        query_id, doc_id, rank, held_doc = wrong.select(
+            "query_id", "doc_id", "input_rank", "held"
+        ).row(0)
+        where = rows.first_where((pl.col("query_id") == query_id) & (pl.col("doc_id") == doc_id))[
+            0
+        ][0]
+        raise InputError(
+            f"{where}: doc {doc_id!r} of query {query_id!r} has input_rank {rank}, but the input "
+            f"holds {held_doc!r} there; it changed since the run"
+        )
+    bad = lists.filter(pl.col("doc_id").str.contains(_BAD_ID)).head(1)
+    if bad.height:
+        raise InputError(
+            f"input doc id {bad['doc_id'][0]!r} is empty or has spaces: a run file cannot hold it"
+        )
+    return lists.sort("query_id", "position")
+
+
+def first_stage_source(outdir: Path, rows: ResultRows) -> FirstStageSource:
+    """The one place deciding where the first stage comes from (see the module docstring)."""
+    try:
+        cfg = load_job(outdir / "job.resolved.toml")
+    except ConfigError:  # no resolved job (not written by the runner): nothing known as cut
+        return FirstStageSource("results")
+    if cfg.output.top_n is None:
+        return FirstStageSource("results")
+    try:
+        lists = _input_lists(rows, cfg.input)
+    except InputError as exc:
+        return FirstStageSource("results", cfg.output.top_n, why_not_input=str(exc))
+    return FirstStageSource("input", cfg.output.top_n, cfg.input.path, lists)
