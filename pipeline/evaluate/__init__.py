@@ -7,8 +7,8 @@
 >>> score_ranking(run, qrels, ks=[1])[["query_id", "mrr", "p@1"]].rows()
 [('q1', 0.5, 0.0)]
 
-Every evaluation scores one system's ranking table against judgments with
-``score_ranking``; entry points are ``evaluate_output_dir`` (first stage vs reranked),
+Every evaluation scores systems' ranking tables against judgments with
+``score_rankings`` (``score_ranking`` for one); entry points are ``evaluate_output_dir`` (first stage vs reranked),
 ``evaluate_run_files`` and, for the command line, ``command.add_eval_parser``. Names are
 imported on first use, so building the command line does not import polars.
 """
@@ -18,7 +18,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_MODULE = {"EvalInputError": "errors", "score_ranking": "metrics", "load_judgments": "judgments"}
+_MODULE = {"EvalInputError": "errors", "load_judgments": "judgments"}
+_MODULE |= {"score_ranking": "metrics", "score_rankings": "metrics"}
 _MODULE |= {"rank_by_score": "runs", "read_trec_run": "runs"}
 _MODULE |= {"evaluate_output_dir": "evaluation", "evaluate_run_files": "evaluation"}
 __all__ = sorted(_MODULE)

@@ -23,7 +23,7 @@ import polars as pl
 
 from pipeline.evaluate.errors import EvalInputError
 from pipeline.evaluate.judgments import Judgments, load_judgments
-from pipeline.evaluate.metrics import score_ranking
+from pipeline.evaluate.metrics import score_rankings
 from pipeline.evaluate.output_dir import ResultRows, first_stage_source
 from pipeline.evaluate.report import write_reports
 from pipeline.evaluate.runs import append_trec_run, read_trec_run
@@ -84,15 +84,14 @@ def evaluate_output_dir(
         open(out / files["run_reranked"], "wb") as reranked,
     ):
         for rankings in rows.chunks(source.lists):
-            for (system, frames), ranking, handle in zip(
-                scored.items(), rankings, (first, reranked), strict=True
-            ):
+            chunk = dict(zip(scored, rankings, strict=True))
+            for (system, ranking), handle in zip(chunk.items(), (first, reranked), strict=True):
                 append_trec_run(handle, ranking, system)
-                frames.append(
-                    score_ranking(
-                        ranking, judgments.frame, settings.ks, settings.relevance_threshold
-                    )
-                )
+            threshold = settings.relevance_threshold
+            for system, scores in score_rankings(
+                chunk, judgments.frame, settings.ks, threshold
+            ).items():
+                scored[system].append(scores)
     warnings = source.warnings(rows.cut_queries, settings.ks)
     if rows.reordered_queries:
         warnings.append(
@@ -144,12 +143,8 @@ def evaluate_run_files(
     ranked = {run.system: run.frame["query_id"].unique().sort() for run in runs}
     judgments = _judgments(qrels, {f"{r.source} ({r.system})": ranked[r.system] for r in runs})
     out = _output_folder(Path(out))
-    systems = {
-        run.system: score_ranking(
-            run.frame, judgments.frame, settings.ks, settings.relevance_threshold
-        )
-        for run in runs
-    }
+    rankings = {run.system: run.frame for run in runs}
+    systems = score_rankings(rankings, judgments.frame, settings.ks, settings.relevance_threshold)
     return write_reports(
         settings,
         systems,

@@ -109,22 +109,22 @@ def _parquet(path: Path) -> pl.DataFrame:
 
 def _checked(frame: pl.DataFrame, path: Path, unit: str) -> pl.DataFrame:
     """Text columns checked: ids without spaces, whole-number labels (``2.0`` is 2)."""
-    label = (
-        pl.col("relevance").str.strip_chars().str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
-    )
-    problems = {
-        name: (pl.col(name).str.contains(r"^$|\s"), "{!r}: ids must be non-empty, without spaces")
-        for name in KEY
-    }
-    problems["relevance"] = (label.is_null(), "{!r}, not an integer label")
-    for name, (wrong, problem) in problems.items():
-        bad = frame.filter(wrong).head(1)
-        if bad.height:
-            number, value = bad.select("number", name).row(0)
-            raise EvalInputError(
-                f"{path} {unit} {number}: field {name!r} is {problem.format(value)}"
-            )
-    return frame.with_columns(label)
+    text = pl.col("relevance").str.strip_chars()
+    as_float = text.cast(pl.Float64, strict=False)
+    whole = pl.when(as_float == as_float.floor()).then(as_float.cast(pl.Int64, strict=False))
+    frame = frame.with_columns(label=pl.coalesce(text.cast(pl.Int64, strict=False), whole))
+    bad_id = "{!r}: ids must be non-empty, without spaces"
+    problems = {name: (pl.col(name).str.contains(r"^$|\s"), bad_id) for name in KEY}
+    problems["relevance"] = (pl.col("label").is_null(), "{!r}, not an integer label")
+    if frame.select(pl.any_horizontal(wrong.any() for wrong, _ in problems.values())).item():
+        for name, (wrong, problem) in problems.items():
+            bad = frame.filter(wrong).head(1)
+            if bad.height:
+                number, value = bad.select("number", name).row(0)
+                raise EvalInputError(
+                    f"{path} {unit} {number}: field {name!r} is {problem.format(value)}"
+                )
+    return frame.select("number", *KEY, relevance="label")
 
 
 def load_judgments(path: Path | str) -> Judgments:

@@ -54,6 +54,14 @@ _ROW_CHECKS += [
     (name, pl.col(name) < 1, "{}, not a 1-based position") for name in ("rank", "input_rank")
 ]
 
+# A doc, rank or input_rank twice in one query; the latter two on rows sorted by them.
+_TWICE = {"doc_id": pl.struct("query_id", "doc_id").is_duplicated()}
+_TWICE |= {
+    name: (pl.col("query_id") == pl.col("query_id").shift())
+    & (pl.col(name) == pl.col(name).shift())
+    for name in ("rank", "input_rank")
+}
+
 
 def _scan(parts: list[Path]) -> pl.LazyFrame:
     """The result columns of ``parts``, integer and float widths unified."""
@@ -121,15 +129,23 @@ class ResultRows:
                 break
         return found
 
-    def _check(self, rows: pl.DataFrame) -> None:
+    def _check(self, by_rank: pl.DataFrame, by_input: pl.DataFrame) -> None:
+        """One range's rows, sorted by (query_id, rank) and by (query_id, input_rank)."""
+        # One pass per frame for all checks; which one failed is worked out only if one did.
+        checks = [check for _, check, _ in _ROW_CHECKS] + [_TWICE["doc_id"], _TWICE["rank"]]
+        if not (
+            by_rank.select(pl.any_horizontal(check.any() for check in checks)).item()
+            or by_input.select(_TWICE["input_rank"].any()).item()
+        ):
+            return
         for name, condition, problem in _ROW_CHECKS:
-            if rows.select(condition.any()).item():
+            if by_rank.select(condition.any()).item():
                 where, row = self.first_where(condition)[0]
                 raise EvalInputError(f"{where}: field {name!r} is {problem.format(row[name])}")
-        for name in ("doc_id", "rank", "input_rank"):
-            twice = rows.filter(pl.struct("query_id", name).is_duplicated()).head(1)
-            if twice.height:
-                query_id, value = twice.select("query_id", name).row(0)
+        for name, twice in _TWICE.items():
+            found = (by_input if name == "input_rank" else by_rank).filter(twice).head(1)
+            if found.height:
+                query_id, value = found.select("query_id", name).row(0)
                 match = (pl.col("query_id") == query_id) & (pl.col(name) == value)
                 (first, _), (second, _) = self.first_where(match, limit=2)
                 problem = (
@@ -146,44 +162,40 @@ class ResultRows:
         query range, in query_id order; ``input_lists``, when given, is the first stage."""
         step = max(1, CHUNK_ROWS * len(self.query_ids) // self.rows)
         starts = self.query_ids.gather_every(step).to_list()
+        query_id, position = pl.col("query_id"), pl.int_range(1, pl.len() + 1).over("query_id")
+        minus_position = -pl.col("position").cast(pl.Float64)
         for start, end in zip(starts, [*starts[1:], None], strict=True):
-            query_id = pl.col("query_id")
-            in_range = (
-                query_id >= start
-                if end is None
-                else query_id.is_between(pl.lit(start), pl.lit(end), "left")
+            in_range = query_id >= start
+            if end is not None:
+                in_range = query_id.is_between(pl.lit(start), pl.lit(end), "left")
+            rows = self.scan.filter(in_range).collect().sort("query_id", "rank")
+            by_input = rows.select("query_id", "doc_id", "input_rank").sort(
+                "query_id", "input_rank"
             )
-            rows = self.scan.filter(in_range).collect()
-            self._check(rows)
-            rows = rows.sort("query_id", "rank").with_columns(
-                position=pl.int_range(1, pl.len() + 1).over("query_id"),
-                input_position=pl.col("input_rank").rank("ordinal").over("query_id").cast(pl.Int64),
-            )
+            self._check(rows, by_input)
+            by_input = by_input.with_columns(position=position)
+            self.cut_queries += by_input.filter(pl.col("input_rank") != pl.col("position"))[
+                "query_id"
+            ].n_unique()
             # trec_eval reorders a query where a later row has a higher score, or the same
             # score and a larger doc_id: its run file lines then carry score = -rank instead.
             score, doc_id = pl.col("score"), pl.col("doc_id")
             later_first = (score.shift(-1) > score) | (
                 (score.shift(-1) == score) & (doc_id.shift(-1) > doc_id)
             )
-            same_query = query_id == query_id.shift(-1)
-            reordered = (same_query & later_first).fill_null(False).any().over("query_id")
-            rows = rows.with_columns(reordered=reordered)
-            self.reordered_queries += rows.filter("reordered")["query_id"].n_unique()
-            cut = pl.col("input_rank") != pl.col("input_position")
-            self.cut_queries += rows.filter(cut)["query_id"].n_unique()
-            minus_position = -pl.col("position").cast(pl.Float64)
-            reranked = rows.select(
-                "query_id",
-                "doc_id",
-                "position",
-                score=pl.when("reordered").then(minus_position).otherwise(score),
+            misordered = rows.filter((query_id == query_id.shift(-1)) & later_first)["query_id"]
+            self.reordered_queries += misordered.n_unique()
+            reranked = rows.select("query_id", "doc_id", position=position, score=score)
+            reranked = reranked.with_columns(
+                score=pl.when(query_id.is_in(misordered.implode()))
+                .then(minus_position)
+                .otherwise(score)
             )
-            if input_lists is None:
-                first_stage = rows.select("query_id", "doc_id", position="input_position")
-                first_stage = first_stage.sort("query_id", "position")
-            else:
-                first_stage = input_lists.filter(in_range)
-            yield first_stage.with_columns(score=minus_position), reranked
+            first_stage = input_lists.filter(in_range) if input_lists is not None else by_input
+            yield (
+                first_stage.select("query_id", "doc_id", "position", score=minus_position),
+                reranked,
+            )
 
 
 @dataclass(slots=True)

@@ -43,26 +43,35 @@ def read_trec_fields(path: Path, names: Sequence[str], extra_allowed: bool = Fal
     line with another number of fields (more is fine when ``extra_allowed``) raises.
     """
     fields = pl.col("text").str.extract_all(r"\S+")
-    count = fields.list.len()
-    wrong = count < len(names) if extra_allowed else count != len(names)
     # \x1f (unit separator) never occurs in qrels or runs: each line is one text field.
     lines = pl.scan_csv(
         path, has_header=False, separator="\x1f", quote_char=None, schema={"text": pl.String}
     ).with_row_index("line", offset=1)
     lines = lines.filter(~pl.col("text").str.contains(r"^\s*(#|$)"))
+    split = pl.col("fields").list
     try:
-        bad = lines.filter(wrong).select("line", "text", count.alias("n")).head(1).collect()
-        if not bad.height:
-            columns = (fields.list.get(i).alias(name) for i, name in enumerate(names))
-            return lines.select(pl.col("line").cast(pl.Int64), *columns).collect(engine="streaming")
+        read = (
+            lines.with_columns(fields=fields)
+            .select(
+                pl.col("line").cast(pl.Int64),
+                *(split.get(i, null_on_oob=True).alias(name) for i, name in enumerate(names)),
+                count=split.len(),
+            )
+            .collect(engine="streaming")
+        )
     except (OSError, pl.exceptions.ComputeError) as exc:
         reason = str(exc).splitlines()[0]
         raise EvalInputError(f"{path}: cannot read as UTF-8 text lines ({reason})") from None
-    line, text, got = bad.row(0)
-    raise EvalInputError(
-        f"{path} line {line}: expected {len(names)} fields {' '.join(names)!r}, "
-        f"got {got}: {text.strip()!r}"
-    )
+    count = pl.col("count")
+    bad = read.filter(count < len(names) if extra_allowed else count != len(names)).head(1)
+    if bad.height:
+        line, got = bad["line"][0], bad["count"][0]
+        text = lines.filter(pl.col("line") == line).collect()["text"][0]
+        raise EvalInputError(
+            f"{path} line {line}: expected {len(names)} fields {' '.join(names)!r}, "
+            f"got {got}: {text.strip()!r}"
+        )
+    return read.drop("count")
 
 
 def rank_by_score(scored: pl.DataFrame) -> pl.DataFrame:
