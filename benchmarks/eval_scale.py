@@ -17,6 +17,7 @@ Nothing is asserted: this is a measurement, not a test.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import subprocess
@@ -127,12 +128,16 @@ def main() -> int:
         start = time.perf_counter()
         proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
         seconds = time.perf_counter() - start
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_mb, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime  # KiB on Linux
         if proc.returncode != 0:
             print(f"eval exited {proc.returncode}:\n{proc.stderr[-3000:]}", file=sys.stderr)
             return 1
         files = sorted(p.name for p in (out / "eval").iterdir())
-        print(f"eval {args.queries:,} queries: peak RSS {peak_mb:,.0f} MB, wall {seconds:.1f} s")
+        print(
+            f"eval {args.queries:,} queries: peak RSS {peak_mb:,.0f} MB, wall {seconds:.1f} s "
+            f"(CPU {cpu:.1f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+        )
         print(f"  wrote {', '.join(files)}")
         print("  target at 1,000,000 queries: <= 1,536 MB and <= 120 s")
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -15,12 +16,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import pipeline.evaluate.output_dir as output_dir
 from pipeline.cli import main
 from pipeline.config import JobConfig, to_toml
 from pipeline.evaluate import EvalInputError
 from pipeline.evaluate.evaluation import evaluate_output_dir, evaluate_run_files
 from pipeline.evaluate.judgments import load_judgments
 from pipeline.evaluate.runs import Ranking, read_trec_run
+from pipeline.write import committed_parts
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -162,6 +165,52 @@ def test_chart_written_or_skipped_with_one_line(outdir: Path, monkeypatch, capsy
     assert not list((outdir / "e2").glob("*.png"))
 
 
+def test_query_ranges_give_the_same_evaluation_as_one_pass(outdir: Path, monkeypatch):
+    qrels = outdir.parent / "qrels.txt"
+    whole = evaluate_output_dir(outdir, qrels, k=[1, 3], print_table=False)
+    monkeypatch.setattr(output_dir, "CHUNK_ROWS", 2)  # 3 queries, 7 rows: one query per range
+    ranges = evaluate_output_dir(outdir, qrels, k=[1, 3], out=outdir / "ranges", print_table=False)
+    assert ranges["mean"] == whole["mean"] and ranges["comparisons"] == whole["comparisons"]
+    for name in ("per_query.parquet", "first_stage.trec", "reranked.trec"):
+        assert (outdir / "ranges" / name).read_bytes() == (outdir / "eval" / name).read_bytes()
+
+
+def test_chart_of_many_queries_is_a_curve_not_a_bar_each(tmp_path: Path, monkeypatch):
+    matplotlib_axes = pytest.importorskip("matplotlib.axes", reason="matplotlib not installed")
+    rows = [
+        (f"q{q:03d}", f"d{d}", rank, 1.0 / rank, d + 1)
+        for q in range(400)
+        for rank, d in enumerate([(q + i) % 4 for i in range(4)], start=1)
+    ]
+    out = write_results(tmp_path / "out", rows, parts=3)
+    (tmp_path / "q.txt").write_text("".join(f"q{q:03d} 0 d{q % 3} 1\n" for q in range(400)))
+
+    def no_bars(*args, **kwargs):
+        raise AssertionError("one bar per query drawn for 400 queries")
+
+    monkeypatch.setattr(matplotlib_axes.Axes, "bar", no_bars)
+    summary = evaluate_output_dir(out, tmp_path / "q.txt", print_table=False)
+    assert summary["comparisons"][0]["queries"] == 400
+    png = out / "eval" / summary["files"]["chart"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_id(outdir: Path, tmp_path: Path):
+    plain = evaluate_output_dir(outdir, outdir.parent / "qrels.txt", print_table=False)
+    for name, text in (
+        ("bom.txt", QRELS),
+        ("bom.jsonl", '{"query_id": "q1", "doc_id": "d3", "relevance": 2}\n'),
+    ):
+        (tmp_path / name).write_text("\ufeff" + text, encoding="utf-8")
+        assert load_judgments(tmp_path / name).frame["query_id"][0] == "q1"
+    summary = evaluate_output_dir(
+        outdir, tmp_path / "bom.txt", out=tmp_path / "e", print_table=False
+    )
+    assert summary["mean"] == plain["mean"]
+    (tmp_path / "bom.run").write_text("\ufeffq1 Q0 d3 1 0.9 bm25\n", encoding="utf-8")
+    assert read_trec_run(tmp_path / "bom.run").frame["query_id"].to_list() == ["q1"]
+
+
 def test_top_n_cut_and_tied_scores_are_warned(tmp_path: Path):
     rows = [
         ("q1", "d1", 2, 0.5, 1),
@@ -277,11 +326,11 @@ def test_bad_results(tmp_path: Path):
     [
         (
             {"doc_id": ["d1", "d1"]},
-            "p-1.parquet row 2: doc 'd1' appears twice for query 'q1' (first at",
+            "p-1.parquet row 2: field 'doc_id' is 'd1' for query 'q1' again (first at",
         ),
         ({"doc_id": ["d1", "d 2"]}, "p-1.parquet row 2: field 'doc_id' is 'd 2'"),
         ({"rank": [1, 0]}, "p-1.parquet row 2: field 'rank' is 0, not a 1-based position"),
-        ({"rank": [1, 1]}, "field 'rank' is 1 for query 'q1', the same as"),
+        ({"rank": [1, 1]}, "field 'rank' is 1 for query 'q1' again (first at"),
         ({"input_rank": ["1", "2"]}, "p-1.parquet: column 'input_rank' has type string"),
         ({"score": [0.5, float("nan")]}, "p-1.parquet row 2: field 'score' is NaN"),
     ],
@@ -362,6 +411,20 @@ def test_cli_exit_codes_and_no_traceback(outdir: Path, tmp_path: Path, capsys):
     assert "Traceback" not in proc.stderr
 
 
+def test_quiet_and_interrupted(outdir: Path, monkeypatch, capsys):
+    argv = ["eval", str(outdir), "--qrels", str(outdir.parent / "qrels.txt")]
+    assert main([*argv, "-q"]) == 0
+    assert capsys.readouterr().out == "" and (outdir / "eval" / "summary.json").is_file()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("pipeline.evaluate.evaluation.evaluate_output_dir", interrupted)
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("interrupted: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
 def test_randomization_option(outdir: Path):
     summary = evaluate_output_dir(
         outdir, outdir.parent / "qrels.txt", k=[1], print_table=False, significance="randomization"
@@ -398,7 +461,7 @@ async def _cut_run(tmp_path: Path) -> tuple[Path, Path, list[str]]:
     return out, path, judged
 
 
-async def test_cut_results_take_the_first_stage_from_the_input(tmp_path: Path, capsys):
+async def test_cut_results_take_the_first_stage_from_the_input(tmp_path: Path, capsys, monkeypatch):
     out, _, judged = await _cut_run(tmp_path)
     qrels = tmp_path / "qrels.txt"
     summary = evaluate_output_dir(out, qrels, k=[3, 10])
@@ -418,6 +481,13 @@ async def test_cut_results_take_the_first_stage_from_the_input(tmp_path: Path, c
     assert docs_by_query(first)[q] == [f"{q}-d{j:04d}" for j in range(12)]
     printed = capsys.readouterr().out
     assert "first stage: input (each query's full candidate list" in printed
+
+    # Read in ranges of ~5 rows (2 queries each), the input lists are cut the same way.
+    monkeypatch.setattr(output_dir, "CHUNK_ROWS", 5)
+    again = evaluate_output_dir(out, qrels, k=[3, 10], out=tmp_path / "ranges", print_table=False)
+    assert again["mean"] == summary["mean"] and again["comparisons"] == summary["comparisons"]
+    for name in ("first_stage.trec", "reranked.trec"):
+        assert (tmp_path / "ranges" / name).read_text() == (out / "eval" / name).read_text()
 
 
 async def test_missing_or_changed_input_falls_back_to_the_results(tmp_path: Path):
@@ -452,3 +522,22 @@ async def test_missing_or_changed_input_falls_back_to_the_results(tmp_path: Path
     summary = evaluate_output_dir(out, qrels, k=[10], print_table=False)
     assert summary["first_stage_source"] == "results"
     assert any("but the input holds" in w for w in summary["warnings"])
+
+
+def test_the_scale_benchmark_writes_what_eval_reads(tmp_path: Path):
+    # benchmarks/eval_scale.py generates its output directory itself; it must stay one that
+    # eval reads exactly as a run's (committed parts, manifest, resolved job).
+    spec = importlib.util.spec_from_file_location("eval_scale", REPO / "benchmarks/eval_scale.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.write_output_dir(tmp_path / "out", queries=50, rows_per_part=120)
+    bench.write_qrels(tmp_path / "qrels.txt", queries=50, chunk=20)
+    assert len(committed_parts(tmp_path / "out")["results"]) == 5
+    summary = evaluate_output_dir(tmp_path / "out", tmp_path / "qrels.txt", print_table=False)
+    assert summary["comparisons"][0]["queries"] == 50 and summary["warnings"] == []
+    assert summary["judgments"] == {
+        "queries": 50,
+        "judged_documents": 150,
+        "duplicate_judgments": 0,
+    }

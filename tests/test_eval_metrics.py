@@ -17,7 +17,7 @@ from pipeline.evaluate.compare import (
     student_t_two_sided_p,
 )
 from pipeline.evaluate.judgments import load_judgments
-from pipeline.evaluate.metrics import score_ranking
+from pipeline.evaluate.metrics import score_ranking, score_rankings
 from pipeline.evaluate.runs import rank_by_score, read_trec_run
 from pipeline.evaluate.settings import DEFAULT_K, metric_names
 
@@ -215,6 +215,24 @@ def test_every_metric_matches_pytrec_eval_on_generated_runs(threshold):
     assert ties > 1000  # the generator really exercises tie-breaking
     compared = _compare_to_pytrec(run, qrels, DEFAULT_K, threshold)
     assert compared > 5000
+
+
+def test_several_systems_score_as_each_one_alone():
+    run, qrels = _generated(queries=120)
+    scored = pl.DataFrame(
+        [(q, d, score) for q, s in run.items() for d, score in s.items()],
+        schema=["query_id", "doc_id", "score"],
+        orient="row",
+    )
+    # Another system: reversed scores, and only every other query ranked.
+    other = scored.with_columns(score=-pl.col("score")).filter(
+        pl.col("query_id").str.slice(-1).cast(pl.Int64, strict=False) % 2 == 0
+    )
+    rankings = {"a": rank_by_score(scored), "b": rank_by_score(other)}
+    together = score_rankings(rankings, _judgment_frame(qrels), DEFAULT_K, 2)
+    for name, ranking in rankings.items():
+        assert together[name].equals(score_ranking(ranking, _judgment_frame(qrels), DEFAULT_K, 2))
+    assert together["b"].height < together["a"].height
 
 
 # --- trec_eval's own regression fixture ------------------------------------------------------

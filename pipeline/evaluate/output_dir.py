@@ -26,7 +26,7 @@ size. Each range is checked whole; a problem names the part file and row of its 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,25 +42,38 @@ from pipeline.write import committed_parts
 CHUNK_ROWS = 500_000
 SCHEMA = {"query_id": pl.String, "doc_id": pl.String, "rank": pl.Int64, "score": pl.Float64}
 SCHEMA["input_rank"] = pl.Int64
-_BAD_ID = r"^$|\s"  # TREC run files are whitespace separated: such an id could not be written
-_ID_PROBLEM = "{!r}: ids must be non-empty, without spaces"
-_ROW_CHECKS = [
-    (name, pl.col(name).str.contains(_BAD_ID), _ID_PROBLEM)
-    for name in SCHEMA
-    if name.endswith("_id")
-]
-_ROW_CHECKS.append(("score", pl.col("score").is_nan(), "NaN"))
-_ROW_CHECKS += [
-    (name, pl.col(name) < 1, "{}, not a 1-based position") for name in ("rank", "input_rank")
-]
-
-# A doc, rank or input_rank twice in one query; the latter two on rows sorted by them.
-_TWICE = {"doc_id": pl.struct("query_id", "doc_id").is_duplicated()}
-_TWICE |= {
-    name: (pl.col("query_id") == pl.col("query_id").shift())
-    & (pl.col(name) == pl.col(name).shift())
-    for name in ("rank", "input_rank")
+_KINDS = {"query_id": "strings", "doc_id": "strings", "score": "numbers"}  # others: integers
+_ACCEPTS: dict[str, Callable[[pl.DataType], bool]] = {
+    "strings": lambda kind: kind == pl.String,
+    "numbers": lambda kind: kind.is_numeric(),
+    "integers": lambda kind: kind.is_integer(),
 }
+_BAD_ID = r"^$|\s"  # TREC run files are whitespace separated: such an id could not be written
+_SAME_QUERY = pl.col("query_id") == pl.col("query_id").shift()
+# (field, condition, how the value is wrong; None: it repeats within a query). The repeats
+# of rank and input_rank are found next to each other, on rows sorted by them.
+_PROBLEMS: list[tuple[str, pl.Expr, str | None]] = [
+    (
+        "query_id",
+        pl.col("query_id").str.contains(_BAD_ID),
+        "{!r}: ids must be non-empty, without spaces",
+    ),
+    (
+        "doc_id",
+        pl.col("doc_id").str.contains(_BAD_ID),
+        "{!r}: ids must be non-empty, without spaces",
+    ),
+    ("score", pl.col("score").is_nan(), "NaN"),
+    ("rank", pl.col("rank") < 1, "{}, not a 1-based position"),
+    ("input_rank", pl.col("input_rank") < 1, "{}, not a 1-based position"),
+    ("doc_id", pl.struct("query_id", "doc_id").is_duplicated(), None),
+    ("rank", _SAME_QUERY & (pl.col("rank") == pl.col("rank").shift()), None),
+]
+_INPUT_RANK_REPEATS = (
+    "input_rank",
+    _SAME_QUERY & (pl.col("input_rank") == pl.col("input_rank").shift()),
+    None,
+)
 
 
 def _scan(parts: list[Path]) -> pl.LazyFrame:
@@ -79,16 +92,11 @@ def _check_schema(part: Path) -> None:
         raise EvalInputError(
             f"{part}: missing column {', '.join(map(repr, missing))} (has {', '.join(schema)})"
         )
-    for name, kind in ((name, schema[name]) for name in SCHEMA):
-        expected = (
-            "strings" if name.endswith("_id") else "numbers" if name == "score" else "integers"
-        )
-        if not {"strings": kind == pl.String, "numbers": kind.is_numeric()}.get(
-            expected, kind.is_integer()
-        ):
-            raise EvalInputError(
-                f"{part}: column {name!r} has type {str(kind).lower()}, expected {expected}"
-            )
+    for name in SCHEMA:
+        expected = _KINDS.get(name, "integers")
+        if not _ACCEPTS[expected](schema[name]):
+            kind = str(schema[name]).lower()
+            raise EvalInputError(f"{part}: column {name!r} has type {kind}, expected {expected}")
 
 
 class ResultRows:
@@ -131,29 +139,21 @@ class ResultRows:
 
     def _check(self, by_rank: pl.DataFrame, by_input: pl.DataFrame) -> None:
         """One range's rows, sorted by (query_id, rank) and by (query_id, input_rank)."""
-        # One pass per frame for all checks; which one failed is worked out only if one did.
-        checks = [check for _, check, _ in _ROW_CHECKS] + [_TWICE["doc_id"], _TWICE["rank"]]
-        if not (
-            by_rank.select(pl.any_horizontal(check.any() for check in checks)).item()
-            or by_input.select(_TWICE["input_rank"].any()).item()
-        ):
-            return
-        for name, condition, problem in _ROW_CHECKS:
-            if by_rank.select(condition.any()).item():
-                where, row = self.first_where(condition)[0]
-                raise EvalInputError(f"{where}: field {name!r} is {problem.format(row[name])}")
-        for name, twice in _TWICE.items():
-            found = (by_input if name == "input_rank" else by_rank).filter(twice).head(1)
-            if found.height:
-                query_id, value = found.select("query_id", name).row(0)
-                match = (pl.col("query_id") == query_id) & (pl.col(name) == value)
-                (first, _), (second, _) = self.first_where(match, limit=2)
-                problem = (
-                    f"doc {value!r} appears twice for query {query_id!r} (first at {first})"
-                    if name == "doc_id"
-                    else f"field {name!r} is {value} for query {query_id!r}, the same as {first}"
-                )
-                raise EvalInputError(f"{second}: {problem}")
+        for frame, problems in ((by_rank, _PROBLEMS), (by_input, [_INPUT_RANK_REPEATS])):
+            # One pass for every check; which rows failed is looked for only when one did.
+            failed = frame.select(c.any().alias(str(i)) for i, (_, c, _) in enumerate(problems))
+            for (name, condition, problem), fails in zip(problems, failed.row(0), strict=True):
+                if fails and problem is not None:
+                    where, row = self.first_where(condition)[0]
+                    raise EvalInputError(f"{where}: field {name!r} is {problem.format(row[name])}")
+                if fails:
+                    query_id, value = frame.filter(condition).select("query_id", name).row(0)
+                    match = (pl.col("query_id") == query_id) & (pl.col(name) == value)
+                    (first, _), (second, _) = self.first_where(match, limit=2)
+                    raise EvalInputError(
+                        f"{second}: field {name!r} is {value!r} for query {query_id!r} again "
+                        f"(first at {first})"
+                    )
 
     def chunks(
         self, input_lists: pl.DataFrame | None = None
