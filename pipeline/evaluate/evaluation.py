@@ -101,9 +101,8 @@ def evaluate_output_dir(
         )
     return write_reports(
         settings,
-        # One chunk each, so sums and variances do not depend on how the rows were ranged.
-        {system: pl.concat(scored.pop(system), rechunk=True) for system in list(scored)},
-        dict.fromkeys((FIRST_STAGE, RERANKED), rows.query_ids),
+        {system: pl.concat(frames) for system, frames in scored.items()},
+        dict.fromkeys(scored, rows.query_ids),
         judgments,
         out,
         files,

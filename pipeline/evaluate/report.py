@@ -166,7 +166,7 @@ def write_reports(
         "systems": list(systems),
         "queries": {name: coverage(ranked[name], judged) for name in systems},
         "mean": {
-            name: frame.select(pl.col(settings.metrics).mean()).fill_null(0.0).row(0, named=True)
+            name: {m: frame[m].rechunk().mean() or 0.0 for m in settings.metrics}
             for name, frame in systems.items()
         },
         "comparisons": comparisons,
