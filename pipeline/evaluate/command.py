@@ -16,6 +16,8 @@ Exit status: 0 done; 2 bad input (one line naming the file, line or row, and fie
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -43,12 +45,21 @@ def add_eval_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     parser.set_defaults(func=run_eval_command)
 
 
+def _stop_on_interrupt(signum: int, frame: object) -> None:
+    # polars looks for signals inside its own work and may swallow the KeyboardInterrupt (the
+    # run then goes on) or panic on it: ending the process here is what always stops cleanly.
+    print("interrupted: eval stopped; its output folder may be incomplete", file=sys.stderr)
+    sys.stderr.flush()
+    os._exit(130)
+
+
 def run_eval_command(args: argparse.Namespace) -> int:
-    """Run ``eval`` from parsed arguments; returns the exit status."""
+    """Run ``eval`` from parsed arguments; returns the exit status (Ctrl-C exits with 130)."""
     from pipeline.evaluate.evaluation import evaluate_output_dir, evaluate_run_files
 
     options = {"k": args.k, "relevance_threshold": args.relevance_threshold}
     options |= {"print_table": not args.quiet, "significance": args.significance}
+    interrupt = signal.signal(signal.SIGINT, _stop_on_interrupt)
     try:
         if args.outdir is not None and args.run:
             raise EvalInputError("give either OUTDIR or --run, not both")
@@ -63,7 +74,6 @@ def run_eval_command(args: argparse.Namespace) -> int:
     except EvalInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: eval stopped; its output folder may be incomplete", file=sys.stderr)
-        return 130
+    finally:
+        signal.signal(signal.SIGINT, interrupt)
     return 0

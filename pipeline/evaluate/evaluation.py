@@ -8,8 +8,8 @@
 >>> summary["mean"]["bm25"]["mrr"], list(summary["files"].values())
 (0.5, ['per_query.parquet', 'summary.json'])
 
-Bad input raises EvalInputError before any file is written; ``summary.json`` is written
-last, so its presence says the other files are complete.
+Bad input raises EvalInputError, before any file is written except for a bad result row,
+found as its range is read. ``summary.json`` is written last: it says the rest is complete.
 """
 
 from __future__ import annotations
