@@ -35,12 +35,31 @@ def add_eval_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     )
     add = parser.add_argument
     add("outdir", nargs="?", type=Path, help="pipeline output directory")
-    add("--run", action="append", type=Path, help="a TREC run file; twice: compare (baseline 1st)")
+    add(
+        "--run",
+        action="append",
+        type=Path,
+        metavar="RUNFILE",
+        help="a TREC run file to "
+        "evaluate instead of OUTDIR; give two to compare them (baseline first)",
+    )
     add("--qrels", required=True, type=Path, help="judgments: TREC qrels, .parquet or .jsonl")
     add("--out", type=Path, help="output folder (default OUTDIR/eval; required with --run)")
     add("--k", default=",".join(map(str, DEFAULT_K)), help="cutoffs (default %(default)s)")
-    add("--relevance-threshold", type=int, default=1, help="relevant: label >= N (trec_eval -l)")
-    add("--significance", choices=SIGNIFICANCE_TESTS, default=DEFAULT_TEST, help="paired test")
+    add(
+        "--relevance-threshold",
+        type=int,
+        default=1,
+        metavar="N",
+        help="the least label "
+        "binary metrics count as relevant, like trec_eval -l (default %(default)s)",
+    )
+    add(
+        "--significance",
+        choices=SIGNIFICANCE_TESTS,
+        default=DEFAULT_TEST,
+        help="the paired test of each difference (default %(default)s)",
+    )
     add("-q", "--quiet", action="store_true", help="do not print the table")
     parser.set_defaults(func=run_eval_command)
 

@@ -145,12 +145,12 @@ def load_judgments(path: Path | str) -> Judgments:
     frame = _checked(frame, path, unit)
     first = frame.select(pl.struct(KEY).is_first_distinct()).to_series()
     again = frame.filter(~first)
-    duplicates = again.join(frame.filter(first), on=KEY, suffix="_first").select(
+    frame = frame.filter(first) if again.height else frame
+    duplicates = again.join(frame, on=KEY, suffix="_first").select(
         *KEY,
         first=pl.col("number_first"),
         second=pl.col("number"),
         first_label=pl.col("relevance_first"),
         second_label=pl.col("relevance"),
     )
-    frame = frame.filter(first) if again.height else frame
     return Judgments(str(path), frame.select(JUDGMENT_COLUMNS), duplicates, unit)
