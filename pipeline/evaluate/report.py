@@ -75,7 +75,8 @@ def write_delta_chart(
         int((values > UNCHANGED_TOLERANCE).sum()),
         int((values < -UNCHANGED_TOLERANCE).sum()),
     )
-    figure = Figure(figsize=(max(6.0, min(16.0, 0.12 * min(n, BAR_QUERIES) + 4)), 4.0), dpi=120)
+    width = max(6.0, min(16.0, 0.12 * n + 4)) if n <= BAR_QUERIES else 10.0
+    figure = Figure(figsize=(width, 4.0), dpi=120)
     axes = figure.add_subplot()
     if n <= BAR_QUERIES:
         heights = values.to_list()
