@@ -50,6 +50,7 @@ _ACCEPTS: dict[str, Callable[[pl.DataType], bool]] = {
 }
 _BAD_ID = r"^$|\s"  # TREC run files are whitespace separated: such an id could not be written
 _SAME_QUERY = pl.col("query_id") == pl.col("query_id").shift()
+_POSITION = pl.int_range(1, pl.len() + 1).over("query_id")  # on rows sorted within queries
 # (field, condition, how the value is wrong; None: it repeats within a query). The repeats
 # of rank and input_rank are found next to each other, on rows sorted by them.
 _PROBLEMS: list[tuple[str, pl.Expr, str | None]] = [
@@ -162,7 +163,7 @@ class ResultRows:
         query range, in query_id order; ``input_lists``, when given, is the first stage."""
         step = max(1, CHUNK_ROWS * len(self.query_ids) // self.rows)
         starts = self.query_ids.gather_every(step).to_list()
-        query_id, position = pl.col("query_id"), pl.int_range(1, pl.len() + 1).over("query_id")
+        query_id, position = pl.col("query_id"), _POSITION
         minus_position = -pl.col("position").cast(pl.Float64)
         for start, end in zip(starts, [*starts[1:], None], strict=True):
             in_range = query_id >= start
@@ -245,28 +246,19 @@ def _input_lists(rows: ResultRows, cfg: InputConfig) -> pl.DataFrame:
         raise InputError(f"input.path {cfg.path!r}: cannot read it ({exc})") from None
     lists = pl.DataFrame(
         {"query_id": ids, "doc_id": docs},
-        schema={"query_id": pl.String, "doc_id": pl.List(pl.String)},
-    )
-    lists = lists.explode("doc_id").with_columns(
-        position=pl.int_range(1, pl.len() + 1).over("query_id")
-    )
+        schema=[("query_id", pl.String), ("doc_id", pl.List(pl.String))],
+    ).explode("doc_id")
+    lists = lists.with_columns(position=_POSITION)
     held = lists.lazy().select("query_id", held="doc_id", input_rank="position")
-    moved = rows.scan.join(held, on=["query_id", "input_rank"], how="left")
-    wrong = (
-        moved.filter(pl.col("held").is_null() | (pl.col("held") != pl.col("doc_id")))
-        .head(1)
-        .collect()
-    )
-    if wrong.height:
-        query_id, doc_id, rank, held_doc = wrong.select(
-            "query_id", "doc_id", "input_rank", "held"
-        ).row(0)
-        where = rows.first_where((pl.col("query_id") == query_id) & (pl.col("doc_id") == doc_id))[
-            0
-        ][0]
+    moved = pl.col("held").is_null() | (pl.col("held") != pl.col("doc_id"))
+    wrong = rows.scan.join(held, on=["query_id", "input_rank"], how="left").filter(moved)
+    for row in wrong.head(1).collect().iter_rows(named=True):
+        match = (pl.col("query_id") == row["query_id"]) & (pl.col("doc_id") == row["doc_id"])
+        where, _ = rows.first_where(match)[0]
         raise InputError(
-            f"{where}: doc {doc_id!r} of query {query_id!r} has input_rank {rank}, but the input "
-            f"holds {held_doc!r} there; it changed since the run"
+            f"{where}: doc {row['doc_id']!r} of query {row['query_id']!r} has input_rank "
+            f"{row['input_rank']}, but the input holds {row['held']!r} there; it changed since "
+            "the run"
         )
     bad = lists.filter(pl.col("doc_id").str.contains(_BAD_ID)).head(1)
     if bad.height:
