@@ -146,8 +146,10 @@ def write_reports(
         note = write_delta_chart(
             out / chart, after[metric] - before[metric], before["query_id"], title
         )
-        files.update({"chart": chart} if note is None else {})
-        notes += [note] if note else []
+        if note is None:
+            files["chart"] = chart
+        else:
+            notes.append(note)
     judged = judgments.frame["query_id"].unique().sort()
     summary: dict[str, Any] = {
         "schema_version": 1,
@@ -166,7 +168,7 @@ def write_reports(
         },
         "systems": list(systems),
         "queries": {name: coverage(ranked[name], judged) for name in systems},
-        "mean": {
+        "mean": {  # over one chunk: the same sums however the rows were read
             name: {m: frame[m].rechunk().mean() or 0.0 for m in settings.metrics}
             for name, frame in systems.items()
         },
