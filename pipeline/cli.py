@@ -72,18 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="run again the queries in failures/ whose errors were transient",
     )
     run.set_defaults(func=cmd_run)
-    _add_optional_commands(sub)
+    _add_subcommands(sub)
     return parser
 
 
-def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
-    try:
-        from pipeline.evaluate.command import add_eval_parser
-    except ImportError:  # pragma: no cover - evaluation is part of the package
-        return
-    add_eval_parser(sub)
+def _add_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from pipeline.estimate.command import add_estimate_parser, add_report_parser
+    from pipeline.evaluate.command import add_eval_parser
 
+    add_eval_parser(sub)
     add_estimate_parser(sub)
     add_report_parser(sub)
 

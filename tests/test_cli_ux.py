@@ -164,7 +164,7 @@ def test_end_table_says_why_queries_failed_which_retry_and_where(tmp_path):
         ('qrels = "{tmp}/missing.txt"', "qrels file not found"),
         ('qrels = "sample_data/qrels.txt"\nrelevance_threshold = 0', "relevance_threshold = 0"),
         ('qrels = "{tmp}/bad.txt"', "bad.txt line 2"),  # a malformed line
-        ('qrels = "{tmp}/latin1.txt"', "not UTF-8"),  # unreadable as text
+        ('qrels = "{tmp}/latin1.txt"', "cannot read as UTF-8"),  # unreadable as text
     ],
 )
 def test_eval_problems_stop_the_job_before_any_request(tmp_path, eval_section, complaint):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -9,15 +10,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import pipeline.evaluate.output_dir as output_dir
+from pipeline.cli import main
+from pipeline.config import JobConfig, to_toml
 from pipeline.evaluate import EvalInputError
-from pipeline.evaluate.command import evaluate_output_dir, evaluate_run_files, main
+from pipeline.evaluate.evaluation import evaluate_output_dir, evaluate_run_files
 from pipeline.evaluate.judgments import load_judgments
-from pipeline.evaluate.runs import read_trec_run
+from pipeline.evaluate.runs import Ranking, read_trec_run
+from pipeline.write import committed_parts
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,9 +42,20 @@ ROWS = [
 QRELS = "q1 0 d3 2\nq1 0 d4 1\nq2 0 a 1\nq2 0 b 0\nq4 0 y 1\n"
 
 
+def commit_part(outdir: Path, table: pa.Table, name: str) -> None:
+    """Write a results part and name it in the manifest, as the writer commits one."""
+    (outdir / "results").mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, outdir / "results" / name)
+    with open(outdir / "_manifest.jsonl", "ab") as manifest:
+        manifest.write(orjson.dumps({"seq": 0, "run": "test", "results": name}) + b"\n")
+
+
+def docs_by_query(run: Ranking) -> dict[str, list[str]]:
+    frame = run.frame.sort("query_id", "position").group_by("query_id", maintain_order=True)
+    return dict(frame.agg("doc_id").iter_rows())
+
+
 def write_results(outdir: Path, rows=ROWS, parts: int = 2) -> Path:
-    results = outdir / "results"
-    results.mkdir(parents=True, exist_ok=True)
     for i in range(parts):
         chunk = rows[i::parts]
         table = pa.table(
@@ -51,8 +68,10 @@ def write_results(outdir: Path, rows=ROWS, parts: int = 2) -> Path:
                 "text": [f"text of {r[1]}" for r in chunk],
             }
         )
-        pq.write_table(table, results / f"part-{i:05d}.parquet")
-    (results / ".part-00009.parquet.tmp").write_bytes(b"half written")  # must be ignored
+        commit_part(outdir, table, f"part-{i:05d}.parquet")
+    # Neither a temp file nor a part the manifest does not name is read.
+    (outdir / "results" / ".part-00009.parquet.tmp").write_bytes(b"half written")
+    pq.write_table(table, outdir / "results" / "part-00010.parquet")
     return outdir
 
 
@@ -146,25 +165,89 @@ def test_chart_written_or_skipped_with_one_line(outdir: Path, monkeypatch, capsy
     assert not list((outdir / "e2").glob("*.png"))
 
 
-def test_top_n_cut_and_tied_scores_are_warned(tmp_path: Path):
+def test_query_ranges_give_the_same_evaluation_as_one_pass(outdir: Path, monkeypatch):
+    qrels = outdir.parent / "qrels.txt"
+    whole = evaluate_output_dir(outdir, qrels, k=[1, 3], print_table=False)
+    monkeypatch.setattr(output_dir, "CHUNK_ROWS", 2)  # 3 queries, 7 rows: one query per range
+    ranges = evaluate_output_dir(outdir, qrels, k=[1, 3], out=outdir / "ranges", print_table=False)
+    assert ranges["mean"] == whole["mean"] and ranges["comparisons"] == whole["comparisons"]
+    for name in ("per_query.parquet", "first_stage.trec", "reranked.trec"):
+        assert (outdir / "ranges" / name).read_bytes() == (outdir / "eval" / name).read_bytes()
+
+
+def test_chart_of_many_queries_is_a_curve_not_a_bar_each(tmp_path: Path, monkeypatch):
+    matplotlib_axes = pytest.importorskip("matplotlib.axes", reason="matplotlib not installed")
+    rows = [
+        (f"q{q:03d}", f"d{d}", rank, 1.0 / rank, d + 1)
+        for q in range(400)
+        for rank, d in enumerate([(q + i) % 4 for i in range(4)], start=1)
+    ]
+    out = write_results(tmp_path / "out", rows, parts=3)
+    (tmp_path / "q.txt").write_text("".join(f"q{q:03d} 0 d{q % 3} 1\n" for q in range(400)))
+
+    def no_bars(*args, **kwargs):
+        raise AssertionError("one bar per query drawn for 400 queries")
+
+    monkeypatch.setattr(matplotlib_axes.Axes, "bar", no_bars)
+    summary = evaluate_output_dir(out, tmp_path / "q.txt", print_table=False)
+    assert summary["comparisons"][0]["queries"] == 400
+    png = out / "eval" / summary["files"]["chart"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_id(outdir: Path, tmp_path: Path):
+    plain = evaluate_output_dir(outdir, outdir.parent / "qrels.txt", print_table=False)
+    for name, text in (
+        ("bom.txt", QRELS),
+        ("bom.jsonl", '{"query_id": "q1", "doc_id": "d3", "relevance": 2}\n'),
+    ):
+        (tmp_path / name).write_text("\ufeff" + text, encoding="utf-8")
+        assert load_judgments(tmp_path / name).frame["query_id"][0] == "q1"
+    summary = evaluate_output_dir(
+        outdir, tmp_path / "bom.txt", out=tmp_path / "e", print_table=False
+    )
+    assert summary["mean"] == plain["mean"]
+    (tmp_path / "bom.run").write_text("\ufeffq1 Q0 d3 1 0.9 bm25\n", encoding="utf-8")
+    assert read_trec_run(tmp_path / "bom.run").frame["query_id"].to_list() == ["q1"]
+
+
+def test_top_n_cut_and_rising_scores_are_warned_ties_are_not(tmp_path: Path):
     rows = [
         ("q1", "d1", 2, 0.5, 1),
         ("q1", "d2", 1, 0.5, 7),  # tie on 0.5; pipeline put d2 first, trec_eval would too (d2 > d1)
         ("q2", "a", 1, 0.4, 3),
         ("q2", "b", 2, 0.4, 1),  # tie; pipeline put a first, trec_eval would put b first
+        ("q3", "x", 1, 0.2, 1),
+        ("q3", "y", 2, 0.9, 2),  # a lower-ranked document with a higher score
     ]
     out = write_results(tmp_path / "out", rows, parts=1)
-    (out / "job.resolved.toml").write_text("[output]\ntop_n = 2\n")
+    cfg = JobConfig()
+    cfg.provider.kind = "local"
+    cfg.input.path, cfg.output.dir, cfg.output.top_n = str(tmp_path / "gone.jsonl"), str(out), 2
+    (out / "job.resolved.toml").write_text(to_toml(cfg))
     (tmp_path / "q.txt").write_text("q1 0 d1 1\nq2 0 a 1\n")
     summary = evaluate_output_dir(out, tmp_path / "q.txt", k=[1], print_table=False)
     assert summary["inputs"]["top_n"] == 2
     warnings = " ".join(summary["warnings"])
     assert "top_n=2" in warnings and "2 queries miss part of their first-stage list" in warnings
-    assert "1 queries: the 'rank' order differs" in warnings
+    # A tie broken by input order is the pipeline's rule: no warning; a rising score is one.
+    assert "q2" not in warnings and "'rank' order differs" not in warnings
+    assert "1 query: a lower-ranked document has a higher score" in warnings
     # Evaluated in the delivered 'rank' order: q2 reranked puts the relevant 'a' first.
     assert summary["mean"]["reranked"]["p@1"] == 0.5
     reranked = read_trec_run(out / "eval" / "reranked.trec")
-    assert reranked.docs == {"q1": ["d2", "d1"], "q2": ["a", "b"]}
+    assert docs_by_query(reranked) == {"q1": ["d2", "d1"], "q2": ["a", "b"], "q3": ["x", "y"]}
+    # Only q2 and q3, whose order trec_eval would not reproduce, carry score = -rank.
+    lines = (out / "eval" / "reranked.trec").read_text().splitlines()
+    assert lines == [
+        "q1 Q0 d2 1 0.5 reranked",
+        "q1 Q0 d1 2 0.5 reranked",
+        "q2 Q0 a 1 -1.0 reranked",
+        "q2 Q0 b 2 -2.0 reranked",
+        "q3 Q0 x 1 -1.0 reranked",
+        "q3 Q0 y 2 -2.0 reranked",
+    ]
+    assert "first_stage not rebuilt from the job's input: input.path" in warnings
 
 
 # --- bad input: clear messages, exit status 2 -----------------------------------------------
@@ -189,7 +272,7 @@ def _error(call) -> str:
         (
             "q.jsonl",
             '{"query_id": "q1", "doc_id": "d1", "relevance": 0.5}\n',
-            "line 1: field 'relevance' is 0.5",
+            "line 1: field 'relevance' is '0.5', not an integer label",
         ),
         ("q.jsonl", "not json\n", "q.jsonl line 1: not valid JSON Lines"),
     ],
@@ -206,7 +289,7 @@ def test_parquet_judgments(tmp_path: Path):
     )
     assert "q.parquet row 2: field 'relevance' is None" in _error(lambda: load_judgments(path))
     pq.write_table(pa.table({"query_id": [1], "doc_id": ["d1"], "relevance": [2]}), path)
-    assert load_judgments(path).by_query == {"1": {"d1": 2}}
+    assert load_judgments(path).frame.rows() == [("1", "d1", 2)]
     pq.write_table(pa.table({"query_id": ["q1"], "doc": ["d1"], "relevance": [2]}), path)
     assert "q.parquet: missing column 'doc_id'" in _error(lambda: load_judgments(path))
 
@@ -215,16 +298,17 @@ def test_bad_results(tmp_path: Path):
     (tmp_path / "q.txt").write_text(QRELS)
     empty = tmp_path / "empty"
     (empty / "results").mkdir(parents=True)
+    pq.write_table(pa.table({"query_id": ["q1"]}), empty / "results" / "p.parquet")  # uncommitted
     assert "no result files" in _error(lambda: evaluate_output_dir(empty, tmp_path / "q.txt"))
     assert "output directory not found" in _error(
         lambda: evaluate_output_dir(tmp_path / "nope", tmp_path / "q.txt")
     )
 
     broken = tmp_path / "broken" / "results"
-    broken.mkdir(parents=True)
-    pq.write_table(
+    commit_part(
+        broken.parent,
         pa.table({"query_id": ["q1"], "doc_id": ["d1"], "rank": [1], "score": [0.1]}),
-        broken / "p.parquet",
+        "p.parquet",
     )
     message = _error(lambda: evaluate_output_dir(broken.parent, tmp_path / "q.txt"))
     assert "p.parquet: missing column 'input_rank'" in message
@@ -249,11 +333,11 @@ def test_bad_results(tmp_path: Path):
     [
         (
             {"doc_id": ["d1", "d1"]},
-            "p-1.parquet row 2: doc 'd1' appears twice for query 'q1' (first at",
+            "p-1.parquet row 2: field 'doc_id' is 'd1' for query 'q1' again (first at",
         ),
         ({"doc_id": ["d1", "d 2"]}, "p-1.parquet row 2: field 'doc_id' is 'd 2'"),
         ({"rank": [1, 0]}, "p-1.parquet row 2: field 'rank' is 0, not a 1-based position"),
-        ({"rank": [1, 1]}, "field 'rank' is 1 for query 'q1', the same as"),
+        ({"rank": [1, 1]}, "field 'rank' is 1 for query 'q1' again (first at"),
         ({"input_rank": ["1", "2"]}, "p-1.parquet: column 'input_rank' has type string"),
         ({"score": [0.5, float("nan")]}, "p-1.parquet row 2: field 'score' is NaN"),
     ],
@@ -262,8 +346,7 @@ def test_bad_result_rows(tmp_path: Path, change: dict, expected: str):
     (tmp_path / "q.txt").write_text(QRELS)
     columns = {"query_id": ["q1", "q1"], "doc_id": ["d1", "d2"], "rank": [1, 2]}
     columns |= {"score": [0.5, 0.4], "input_rank": [1, 2], **change}
-    (tmp_path / "out" / "results").mkdir(parents=True)
-    pq.write_table(pa.table(columns), tmp_path / "out" / "results" / "p-1.parquet")
+    commit_part(tmp_path / "out", pa.table(columns), "p-1.parquet")
     assert expected in _error(lambda: evaluate_output_dir(tmp_path / "out", tmp_path / "q.txt"))
 
 
@@ -323,15 +406,7 @@ def test_cli_exit_codes_and_no_traceback(outdir: Path, tmp_path: Path, capsys):
     bad.write_text("q1 0 d1\n")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.evaluate.command",
-            "eval",
-            str(outdir),
-            "--qrels",
-            str(bad),
-        ],
+        [sys.executable, "-m", "pipeline", "eval", str(outdir), "--qrels", str(bad)],
         capture_output=True,
         text=True,
         env=env,
@@ -341,6 +416,37 @@ def test_cli_exit_codes_and_no_traceback(outdir: Path, tmp_path: Path, capsys):
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "bad.txt line 1" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_quiet(outdir: Path, capsys):
+    assert main(["eval", str(outdir), "--qrels", str(outdir.parent / "qrels.txt"), "-q"]) == 0
+    assert capsys.readouterr().out == "" and (outdir / "eval" / "summary.json").is_file()
+
+
+INTERRUPTED = """
+import os, signal, sys, time
+import pipeline.evaluate.evaluation as evaluation
+from pipeline.cli import main
+
+def ctrl_c(*args, **kwargs):  # as a terminal's Ctrl-C would, while eval works
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(30)
+
+evaluation.evaluate_output_dir = ctrl_c
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(outdir: Path):
+    proc = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED, "eval", str(outdir), "--qrels", "q.txt"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert proc.returncode == 130
+    assert proc.stderr.startswith("interrupted: eval stopped") and proc.stderr.count("\n") == 1
 
 
 def test_randomization_option(outdir: Path):
@@ -379,7 +485,7 @@ async def _cut_run(tmp_path: Path) -> tuple[Path, Path, list[str]]:
     return out, path, judged
 
 
-async def test_cut_results_take_the_first_stage_from_the_input(tmp_path: Path, capsys):
+async def test_cut_results_take_the_first_stage_from_the_input(tmp_path: Path, capsys, monkeypatch):
     out, _, judged = await _cut_run(tmp_path)
     qrels = tmp_path / "qrels.txt"
     summary = evaluate_output_dir(out, qrels, k=[3, 10])
@@ -396,24 +502,19 @@ async def test_cut_results_take_the_first_stage_from_the_input(tmp_path: Path, c
     assert "reranked holds only the top 3 docs per query" in warnings and "k = 10" in warnings
     first = read_trec_run(out / "eval" / "first_stage.trec")
     q = judged[0]
-    assert first.docs[q] == [f"{q}-d{j:04d}" for j in range(12)]
+    assert docs_by_query(first)[q] == [f"{q}-d{j:04d}" for j in range(12)]
     printed = capsys.readouterr().out
     assert "first stage: input (each query's full candidate list" in printed
 
-    # --first-stage results: today's view, the input order of the 3 kept docs only.
-    argv = ["eval", str(out), "--qrels", str(qrels), "--k", "3,10", "--quiet"]
-    assert main([*argv, "--first-stage", "results", "--out", str(tmp_path / "r")]) == 0
-    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert summary["first_stage_source"] == "results"
-    assert summary["mean"]["first_stage"]["recall@10"] == 0.0
-    warnings = " ".join(summary["warnings"])
-    assert "top_n=3; 6 queries miss part of their first-stage list" in warnings
-    assert "not rebuilt from the job's input" not in warnings  # chosen, not a fallback
-    first = read_trec_run(tmp_path / "r" / "first_stage.trec")
-    assert all(len(docs) == 3 for docs in first.docs.values())
+    # Read in ranges of ~5 rows (2 queries each), the input lists are cut the same way.
+    monkeypatch.setattr(output_dir, "CHUNK_ROWS", 5)
+    again = evaluate_output_dir(out, qrels, k=[3, 10], out=tmp_path / "ranges", print_table=False)
+    assert again["mean"] == summary["mean"] and again["comparisons"] == summary["comparisons"]
+    for name in ("first_stage.trec", "reranked.trec"):
+        assert (tmp_path / "ranges" / name).read_text() == (out / "eval" / name).read_text()
 
 
-async def test_missing_or_changed_input_falls_back_to_the_results(tmp_path: Path, capsys):
+async def test_missing_or_changed_input_falls_back_to_the_results(tmp_path: Path):
     out, path, _ = await _cut_run(tmp_path)
     qrels = tmp_path / "qrels.txt"
     data = path.read_bytes()
@@ -423,23 +524,21 @@ async def test_missing_or_changed_input_falls_back_to_the_results(tmp_path: Path
     assert summary["first_stage_source"] == "results"
     assert summary["inputs"]["first_stage_input"] is None
     assert summary["mean"]["first_stage"]["recall@10"] == 0.0
-    assert any("results hold only the reranked top docs" in w for w in summary["warnings"])
+    warnings = " ".join(summary["warnings"])
+    assert "top_n=3; 6 queries miss part of their first-stage list" in warnings
     why = [w for w in summary["warnings"] if w.startswith("first_stage not rebuilt")]
     assert len(why) == 1 and "no such file or directory" in why[0] and str(path) in why[0]
-    # Asked for explicitly, a missing input is an error, not a silent fallback.
-    argv = ["eval", str(out), "--qrels", str(qrels), "--first-stage", "input", "--quiet"]
-    assert main(argv) == 2
-    assert "no such file or directory" in capsys.readouterr().err
+    first = read_trec_run(out / "eval" / "first_stage.trec")
+    assert all(len(docs) == 3 for docs in docs_by_query(first).values())
 
-    path.write_bytes(data + b"\0")  # same rows, other size: _job.json says it changed
+    path.write_bytes(data[: len(data) // 2])  # cut short: no longer Parquet
     summary = evaluate_output_dir(out, qrels, k=[10], print_table=False)
     assert summary["first_stage_source"] == "results"
-    assert any("changed since the run (size" in w for w in summary["warnings"])
+    assert any(w.startswith("first_stage not rebuilt") for w in summary["warnings"])
 
-    # Same size but other candidate lists (no _job.json to compare): the rows catch it.
+    # Readable, but other candidate lists: the result rows' input_rank no longer match.
     from tests.helpers import make_queries, write_grouped_parquet
 
-    (out / "_job.json").unlink()
     queries = make_queries(6, 12, seed=99)
     for query in queries:
         query["doc_ids"] = query["doc_ids"][::-1]
@@ -447,3 +546,22 @@ async def test_missing_or_changed_input_falls_back_to_the_results(tmp_path: Path
     summary = evaluate_output_dir(out, qrels, k=[10], print_table=False)
     assert summary["first_stage_source"] == "results"
     assert any("but the input holds" in w for w in summary["warnings"])
+
+
+def test_the_scale_benchmark_writes_what_eval_reads(tmp_path: Path):
+    # benchmarks/eval_scale.py generates its output directory itself; it must stay one that
+    # eval reads exactly as a run's (committed parts, manifest, resolved job).
+    spec = importlib.util.spec_from_file_location("eval_scale", REPO / "benchmarks/eval_scale.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.write_output_dir(tmp_path / "out", queries=50, rows_per_part=120)
+    bench.write_qrels(tmp_path / "qrels.txt", queries=50, chunk=20)
+    assert len(committed_parts(tmp_path / "out")["results"]) == 5
+    summary = evaluate_output_dir(tmp_path / "out", tmp_path / "qrels.txt", print_table=False)
+    assert summary["comparisons"][0]["queries"] == 50 and summary["warnings"] == []
+    assert summary["judgments"] == {
+        "queries": 50,
+        "judged_documents": 150,
+        "duplicate_judgments": 0,
+    }

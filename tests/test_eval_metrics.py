@@ -7,20 +7,40 @@ import random
 import re
 from pathlib import Path
 
+import polars as pl
 import pytest
 
-from pipeline.evaluate.judgments import Judgments, load_judgments
-from pipeline.evaluate.metrics import DEFAULT_K, metric_names, query_metrics, trec_eval_order
-from pipeline.evaluate.runs import RankedRun, read_trec_run
-from pipeline.evaluate.scoring import score_run
-from pipeline.evaluate.significance import (
+from pipeline.evaluate.compare import (
     paired_randomization_test,
     paired_t_test,
     regularized_incomplete_beta,
     student_t_two_sided_p,
 )
+from pipeline.evaluate.judgments import load_judgments
+from pipeline.evaluate.metrics import score_ranking, score_rankings
+from pipeline.evaluate.runs import rank_by_score, read_trec_run
+from pipeline.evaluate.settings import DEFAULT_K, metric_names
 
 TREC_EVAL_FIXTURE = Path(__file__).resolve().parents[2] / "shared/data/trec_eval_test"
+
+
+def _judgment_frame(qrels: dict[str, dict[str, int]]) -> pl.DataFrame:
+    rows = [(q, d, label) for q, labels in qrels.items() for d, label in labels.items()]
+    return pl.DataFrame(rows, schema=["query_id", "doc_id", "relevance"], orient="row")
+
+
+def query_metrics(ranked, judged, ks, relevance_threshold=1) -> dict[str, float]:
+    """One query's metrics through the columnar code: ``ranked`` best first."""
+    ranking = pl.DataFrame(
+        {"query_id": "q", "doc_id": ranked, "position": list(range(1, len(ranked) + 1))}
+    )
+    scores = score_ranking(ranking, _judgment_frame({"q": judged}), ks, relevance_threshold)
+    return scores.drop("query_id").row(0, named=True)
+
+
+def trec_eval_order(scored: list[tuple[str, float]]) -> list[str]:
+    frame = pl.DataFrame(scored, schema=["doc_id", "score"], orient="row")
+    return rank_by_score(frame.with_columns(query_id=pl.lit("q")))["doc_id"].to_list()
 
 
 # --- hand-computed ---------------------------------------------------------------------------
@@ -156,10 +176,13 @@ def _compare_to_pytrec(run, qrels, ks, threshold):
     pytrec_eval = pytest.importorskip(
         "pytrec_eval", reason="pytrec_eval missing: pip install pytrec-eval-terrier (test extra)"
     )
-    ranked = RankedRun(
-        "sys", "generated", docs={q: trec_eval_order(s.items()) for q, s in run.items()}
+    scored = pl.DataFrame(
+        [(q, d, score) for q, s in run.items() for d, score in s.items()],
+        schema=["query_id", "doc_id", "score"],
+        orient="row",
     )
-    ours = score_run(ranked, Judgments("generated", by_query=qrels), ks, threshold).per_query
+    frame = score_ranking(rank_by_score(scored), _judgment_frame(qrels), ks, threshold)
+    ours = {row["query_id"]: row for row in frame.iter_rows(named=True)}
     evaluator = pytrec_eval.RelevanceEvaluator(
         qrels, _pytrec_measures(ks), relevance_level=threshold
     )
@@ -192,6 +215,24 @@ def test_every_metric_matches_pytrec_eval_on_generated_runs(threshold):
     assert ties > 1000  # the generator really exercises tie-breaking
     compared = _compare_to_pytrec(run, qrels, DEFAULT_K, threshold)
     assert compared > 5000
+
+
+def test_several_systems_score_as_each_one_alone():
+    run, qrels = _generated(queries=120)
+    scored = pl.DataFrame(
+        [(q, d, score) for q, s in run.items() for d, score in s.items()],
+        schema=["query_id", "doc_id", "score"],
+        orient="row",
+    )
+    # Another system: reversed scores, and only every other query ranked.
+    other = scored.with_columns(score=-pl.col("score")).filter(
+        pl.col("query_id").str.slice(-1).cast(pl.Int64, strict=False) % 2 == 0
+    )
+    rankings = {"a": rank_by_score(scored), "b": rank_by_score(other)}
+    together = score_rankings(rankings, _judgment_frame(qrels), DEFAULT_K, 2)
+    for name, ranking in rankings.items():
+        assert together[name].equals(score_ranking(ranking, _judgment_frame(qrels), DEFAULT_K, 2))
+    assert together["b"].height < together["a"].height
 
 
 # --- trec_eval's own regression fixture ------------------------------------------------------
@@ -227,16 +268,14 @@ def test_matches_trec_eval_regression_output():
     golden = _golden(fixture / "out.test.aq")
     run = read_trec_run(fixture / "results.test")
     judgments = load_judgments(fixture / "qrels.test")
-    scores = score_run(run, judgments, [5, 10, 20, 100])
-    assert scores.coverage.evaluated == ["301", "302", "303"] and run.system == "STANDARD"
+    scores = score_ranking(run.frame, judgments.frame, [5, 10, 20, 100])
+    assert scores["query_id"].to_list() == ["301", "302", "303"] and run.system == "STANDARD"
+    per_query = {row["query_id"]: row for row in scores.iter_rows(named=True)}
     for ours, theirs in TREC_NAMES.items():
-        for qid in scores.coverage.evaluated:
+        for qid, values in per_query.items():
             # trec_eval prints 4 decimals.
-            assert scores.per_query[qid][ours] == pytest.approx(golden[qid][theirs], abs=5.1e-5), (
-                qid,
-                ours,
-            )
-        assert scores.mean(ours) == pytest.approx(golden["all"][theirs], abs=5.1e-5), ours
+            assert values[ours] == pytest.approx(golden[qid][theirs], abs=5.1e-5), (qid, ours)
+        assert scores[ours].mean() == pytest.approx(golden["all"][theirs], abs=5.1e-5), ours
 
 
 def test_fixture_matches_pytrec_eval_to_1e9():

@@ -4,7 +4,7 @@
     rerank-pipeline estimate jobs/jina-nightly.toml --calibrate out/pilot  # scaled by a real run
     rerank-pipeline report out/nightly                                     # what a run did cost
 
-Wired into the CLI by `pipeline.cli._add_optional_commands`:
+Wired into the CLI by `pipeline.cli._add_subcommands`:
 
     from pipeline.estimate.command import add_estimate_parser, add_report_parser
     add_estimate_parser(sub); add_report_parser(sub)

@@ -1,32 +1,31 @@
-"""Offline retrieval evaluation with trec_eval's conventions.
+"""Offline retrieval evaluation with trec_eval's conventions, columnar at any size.
 
->>> from pipeline.evaluate import query_metrics
->>> query_metrics(["d1", "d2"], {"d2": 1}, ks=[1])["mrr"]
-0.5
+>>> import polars as pl
+>>> from pipeline.evaluate import rank_by_score, score_ranking
+>>> run = rank_by_score(pl.DataFrame({"query_id": "q1", "doc_id": ["d1", "d2"], "score": [0.9, 0.2]}))
+>>> qrels = pl.DataFrame({"query_id": ["q1"], "doc_id": ["d2"], "relevance": [1]})
+>>> score_ranking(run, qrels, ks=[1])[["query_id", "mrr", "p@1"]].rows()
+[('q1', 0.5, 0.0)]
 
-Entry points: ``evaluate_output_dir`` (pipeline output directory, first stage
-vs reranked), ``evaluate_run_files`` (TREC run files), and
-``command.add_eval_parser`` / ``command.run_eval_command`` for the CLI.
+Every evaluation scores systems' ranking tables against judgments with
+``score_rankings`` (``score_ranking`` for one); entry points are ``evaluate_output_dir`` (first stage vs reranked),
+``evaluate_run_files`` and, for the command line, ``command.add_eval_parser``. Names are
+imported on first use, so building the command line does not import polars.
 """
 
-from pipeline.evaluate.errors import EvalInputError
-from pipeline.evaluate.metrics import DEFAULT_K, metric_names, query_metrics, trec_eval_order
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_K",
-    "EvalInputError",
-    "evaluate_output_dir",
-    "evaluate_run_files",
-    "metric_names",
-    "query_metrics",
-    "trec_eval_order",
-]
+import importlib
+from typing import Any
+
+_MODULE = {"EvalInputError": "errors", "load_judgments": "judgments"}
+_MODULE |= {"score_ranking": "metrics", "score_rankings": "metrics"}
+_MODULE |= {"rank_by_score": "runs", "read_trec_run": "runs"}
+_MODULE |= {"evaluate_output_dir": "evaluation", "evaluate_run_files": "evaluation"}
+__all__ = sorted(_MODULE)
 
 
-def __getattr__(name: str):
-    # Lazy, so `python -m pipeline.evaluate.command` does not import itself twice.
-    if name in ("evaluate_output_dir", "evaluate_run_files"):
-        from pipeline.evaluate import command
-
-        return getattr(command, name)
-    raise AttributeError(f"module 'pipeline.evaluate' has no attribute {name!r}")
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE:
+        raise AttributeError(f"module 'pipeline.evaluate' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"pipeline.evaluate.{_MODULE[name]}"), name)

@@ -1,177 +1,130 @@
-"""Relevance judgments (qrels): TREC text, Parquet or JSONL.
+"""Relevance judgments (qrels): TREC text, Parquet or JSON Lines, as one frame.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "qrels.txt"
->>> _ = path.write_text("q1 0 d1 2\\nq1 0 d2 0\\n")
->>> load_judgments(path).by_query
-{'q1': {'d1': 2, 'd2': 0}}
+>>> _ = path.write_text("q1 0 d1 2\\nq1 0 d2 0\\nq1 0 d1 1\\n")
+>>> judgments = load_judgments(path)
+>>> judgments.frame.rows(), judgments.duplicates.height
+([('q1', 'd1', 2), ('q1', 'd2', 0)], 1)
 
-Formats, chosen by file name:
-
-* ``*.parquet``: columns ``query_id``, ``doc_id``, ``relevance``.
-* ``*.jsonl`` / ``*.ndjson`` / ``*.json``: JSON Lines, one object per line
-  with the same three keys.
-* anything else: TREC qrels, ``qid iter docid rel`` separated by whitespace
-  (``iter`` is ignored); lines starting with ``#`` and blank lines are skipped.
-
-Labels must be integers (trec_eval silently truncates ``1.5`` to 1 and reads
-``x`` as 0; here they are errors). Negative labels are kept: like trec_eval,
-they count as neither relevant nor as an ideal-ranking gain.
-
-A (query, doc) judged twice is recorded in ``duplicates``; the caller decides
-(trec_eval refuses to evaluate a query with a duplicate judgment).
+By file name: ``*.parquet`` (columns ``query_id, doc_id, relevance``), ``*.jsonl``,
+``*.ndjson`` or ``*.json`` (one object per line with those keys), else TREC qrels
+(``qid iter docid rel``, whitespace separated, ``#`` lines skipped). Labels must be whole
+numbers (trec_eval reads ``1.5`` as 1 and ``x`` as 0; here they are errors); negative ones
+are kept and, as in trec_eval, neither relevant nor a gain. A (query, doc) judged twice
+keeps its first label and is listed in ``duplicates``.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.evaluate.errors import EvalInputError, open_text
+import orjson
+import polars as pl
 
-JUDGMENT_COLUMNS = ("query_id", "doc_id", "relevance")
+from pipeline.evaluate.errors import EvalInputError
+from pipeline.evaluate.metrics import JUDGMENT_COLUMNS
+from pipeline.evaluate.runs import read_trec_fields
 
-
-@dataclass(slots=True)
-class DuplicateJudgment:
-    """A second judgment of the same (query, doc); ``where`` say 'line 7' / 'row 6'."""
-
-    query_id: str
-    doc_id: str
-    first_where: str
-    first_label: int
-    second_where: str
-    second_label: int
+KEY = ["query_id", "doc_id"]
 
 
 @dataclass(slots=True)
 class Judgments:
-    """Labels per query: ``by_query[query_id][doc_id] -> label`` (first one wins)."""
-
     source: str
-    by_query: dict[str, dict[str, int]] = field(default_factory=dict)
-    duplicates: list[DuplicateJudgment] = field(default_factory=list)
-    # Where each kept judgment came from, to name both lines of a duplicate.
-    _where: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    frame: pl.DataFrame  # query_id, doc_id, relevance: one row per judged (query, doc)
+    duplicates: pl.DataFrame  # query_id, doc_id, first, second (line or row), both labels
+    unit: str = "line"  # what ``first`` and ``second`` count: "line" or "row"
 
-    def add(self, query_id: str, doc_id: str, label: int, where: str) -> None:
-        docs = self.by_query.setdefault(query_id, {})
-        if doc_id in docs:
-            self.duplicates.append(
-                DuplicateJudgment(
-                    query_id, doc_id, self._where[(query_id, doc_id)], docs[doc_id], where, label
-                )
+    def check_duplicates(self, ranked_query_ids: pl.Series) -> None:
+        """Refuse duplicates of ranked queries, as trec_eval refuses to evaluate them."""
+        blocking = self.duplicates.filter(pl.col("query_id").is_in(ranked_query_ids.implode()))
+        if blocking.height:
+            shown = "\n  ".join(
+                f"{self.source} {self.unit} {first} and {self.unit} {second}: query {q!r}, "
+                f"doc {d!r} (labels {a} and {b})"
+                for q, d, first, second, a, b in blocking.head(5).iter_rows()
             )
-            return
-        docs[doc_id] = label
-        self._where[(query_id, doc_id)] = where
-
-    def describe_duplicate(self, dup: DuplicateJudgment) -> str:
-        return (
-            f"{self.source} {dup.first_where} and {dup.second_where}: query {dup.query_id!r}, "
-            f"doc {dup.doc_id!r} (labels {dup.first_label} and {dup.second_label})"
-        )
+            more = f"\n  ... and {blocking.height - 5} more" if blocking.height > 5 else ""
+            raise EvalInputError(
+                f"{self.source}: {blocking.height} duplicate judgments for evaluated queries "
+                f"(trec_eval refuses these too; keep one line per query and doc):\n  {shown}{more}"
+            )
 
 
-def _parse_label(text: str, where: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise EvalInputError(
-            f"{where}: field 'relevance' is {text!r}, not an integer label"
-        ) from None
-
-
-def _label_from_value(value: object, where: str) -> int:
-    if isinstance(value, bool) or value is None:
-        raise EvalInputError(f"{where}: field 'relevance' is {value!r}, not an integer label")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        return _parse_label(value.strip(), where)
-    raise EvalInputError(f"{where}: field 'relevance' is {value!r}, not an integer label")
-
-
-def _id_from_value(value: object, name: str, where: str) -> str:
-    # Integer ids are accepted and compared as their decimal text, as trec_eval would read them.
-    if isinstance(value, bool) or value is None or isinstance(value, float):
-        raise EvalInputError(f"{where}: field {name!r} is {value!r}, not a string id")
-    text = str(value)
-    if not text or any(ch.isspace() for ch in text):
-        raise EvalInputError(
-            f"{where}: field {name!r} is {text!r}: ids must be non-empty, without spaces"
-        )
-    return text
-
-
-def _load_trec_qrels(path: Path, judgments: Judgments) -> None:
-    with open_text(path) as lines:
+def _json_lines(path: Path) -> pl.DataFrame:
+    """Raw values as text (``number`` is the line), checked like any other format after."""
+    rows = []
+    with open(path, "rb") as lines:
         for number, line in enumerate(lines, start=1):
-            fields = line.split()
-            if not fields or fields[0].startswith("#"):
-                continue
             where = f"{path} line {number}"
-            if len(fields) != 4:
-                raise EvalInputError(
-                    f"{where}: expected 4 fields 'query_id iter doc_id relevance', got {len(fields)}: {line.strip()!r}"
-                )
-            query_id, _iteration, doc_id, label = fields
-            judgments.add(query_id, doc_id, _parse_label(label, where), f"line {number}")
-
-
-def _load_jsonl(path: Path, judgments: Judgments) -> None:
-    with open_text(path) as lines:
-        for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            where = f"{path} line {number}"
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise EvalInputError(
-                    f"{where}: not valid JSON Lines ({exc.msg}); expected one object per line"
-                ) from None
+                record = orjson.loads(line.removeprefix(b"\xef\xbb\xbf"))
+            except orjson.JSONDecodeError as exc:
+                raise EvalInputError(f"{where}: not valid JSON Lines ({exc})") from None
             if not isinstance(record, dict):
                 raise EvalInputError(
-                    f"{where}: expected a JSON object with {', '.join(JUDGMENT_COLUMNS)}"
+                    f"{where}: expected an object with {', '.join(JUDGMENT_COLUMNS)}"
                 )
-            missing = [name for name in JUDGMENT_COLUMNS if name not in record]
+            missing = [name for name in JUDGMENT_COLUMNS if record.get(name) is None]
             if missing:
                 raise EvalInputError(f"{where}: missing field {', '.join(map(repr, missing))}")
-            judgments.add(
-                _id_from_value(record["query_id"], "query_id", where),
-                _id_from_value(record["doc_id"], "doc_id", where),
-                _label_from_value(record["relevance"], where),
-                f"line {number}",
-            )
+            for name in JUDGMENT_COLUMNS:
+                if isinstance(record[name], bool) or not isinstance(
+                    record[name], (str, int, float)
+                ):
+                    raise EvalInputError(f"{where}: field {name!r} is {record[name]!r}")
+            rows.append([number, *(str(record[n]) for n in JUDGMENT_COLUMNS)])
+    return pl.DataFrame(
+        rows, schema={"number": pl.Int64} | dict.fromkeys(JUDGMENT_COLUMNS, pl.String), orient="row"
+    )
 
 
-def _load_parquet(path: Path, judgments: Judgments) -> None:
-    import pyarrow.parquet as pq
-
+def _parquet(path: Path) -> pl.DataFrame:
     try:
-        schema = pq.read_schema(path)
-    except Exception as exc:  # pyarrow raises several types for a non-Parquet file
+        schema = pl.scan_parquet(path).collect_schema()
+    except pl.exceptions.PolarsError as exc:
         raise EvalInputError(f"{path}: cannot read as Parquet ({exc})") from None
-    missing = [name for name in JUDGMENT_COLUMNS if name not in schema.names]
+    missing = [name for name in JUDGMENT_COLUMNS if name not in schema]
     if missing:
         raise EvalInputError(
-            f"{path}: missing column {', '.join(map(repr, missing))} (has {', '.join(schema.names)})"
+            f"{path}: missing column {', '.join(map(repr, missing))} (has {', '.join(schema)})"
         )
-    table = pq.read_table(path, columns=list(JUDGMENT_COLUMNS))
-    columns = [table.column(name).to_pylist() for name in JUDGMENT_COLUMNS]
-    # Rows are numbered from 1 in file order (pyarrow reads a single file in order).
-    for number, (query_id, doc_id, label) in enumerate(zip(*columns, strict=True), start=1):
-        where = f"{path} row {number}"
-        judgments.add(
-            _id_from_value(query_id, "query_id", where),
-            _id_from_value(doc_id, "doc_id", where),
-            _label_from_value(label, where),
-            f"row {number}",
-        )
+    frame = pl.read_parquet(path, columns=list(JUDGMENT_COLUMNS)).with_row_index("number", offset=1)
+    for name in JUDGMENT_COLUMNS:
+        bad = frame.filter(pl.col(name).is_null()).head(1)
+        if bad.height:
+            raise EvalInputError(f"{path} row {bad['number'][0]}: field {name!r} is None")
+        if schema[name].is_float() or schema[name].is_integer() or schema[name] == pl.String:
+            frame = frame.with_columns(pl.col(name).cast(pl.String))
+        else:
+            raise EvalInputError(
+                f"{path}: column {name!r} has type {schema[name]}, expected text or numbers"
+            )
+    return frame
+
+
+def _checked(frame: pl.DataFrame, path: Path, unit: str) -> pl.DataFrame:
+    """Text columns checked: ids without spaces, whole-number labels (``2.0`` is 2)."""
+    text = pl.col("relevance").str.strip_chars()
+    as_float = text.cast(pl.Float64, strict=False)
+    whole = pl.when(as_float == as_float.floor()).then(as_float.cast(pl.Int64, strict=False))
+    frame = frame.with_columns(label=pl.coalesce(text.cast(pl.Int64, strict=False), whole))
+    bad_id = "{!r}: ids must be non-empty, without spaces"
+    problems = {name: (pl.col(name).str.contains(r"^$|\s"), bad_id) for name in KEY}
+    problems["relevance"] = (pl.col("label").is_null(), "{!r}, not an integer label")
+    if frame.select(pl.any_horizontal(wrong.any() for wrong, _ in problems.values())).item():
+        for name, (wrong, problem) in problems.items():
+            bad = frame.filter(wrong).head(1)
+            if bad.height:
+                number, value = bad.select("number", name).row(0)
+                raise EvalInputError(
+                    f"{path} {unit} {number}: field {name!r} is {problem.format(value)}"
+                )
+    return frame.select("number", *KEY, relevance="label")
 
 
 def load_judgments(path: Path | str) -> Judgments:
@@ -179,14 +132,25 @@ def load_judgments(path: Path | str) -> Judgments:
     path = Path(path)
     if not path.is_file():
         raise EvalInputError(f"qrels file not found: {path}")
-    judgments = Judgments(source=str(path))
-    suffix = path.suffix.lower()
+    suffix, unit = path.suffix.lower(), "line"
     if suffix == ".parquet":
-        _load_parquet(path, judgments)
+        frame, unit = _parquet(path), "row"
     elif suffix in (".jsonl", ".ndjson", ".json"):
-        _load_jsonl(path, judgments)
+        frame = _json_lines(path)
     else:
-        _load_trec_qrels(path, judgments)
-    if not judgments.by_query:
+        fields = read_trec_fields(path, ["query_id", "iter", "doc_id", "relevance"])
+        frame = fields.select(pl.col("line").alias("number"), *JUDGMENT_COLUMNS)
+    if not frame.height:
         raise EvalInputError(f"{path}: no judgments found")
-    return judgments
+    frame = _checked(frame, path, unit)
+    first = frame.select(pl.struct(KEY).is_first_distinct()).to_series()
+    again = frame.filter(~first)
+    frame = frame.filter(first) if again.height else frame
+    duplicates = again.join(frame, on=KEY, suffix="_first").select(
+        *KEY,
+        first=pl.col("number_first"),
+        second=pl.col("number"),
+        first_label=pl.col("relevance_first"),
+        second_label=pl.col("relevance"),
+    )
+    return Judgments(str(path), frame.select(JUDGMENT_COLUMNS), duplicates, unit)

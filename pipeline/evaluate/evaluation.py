@@ -1,0 +1,159 @@
+"""The two evaluations: a pipeline output directory (first stage vs reranked), or run files.
+
+>>> import tempfile, pathlib
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (folder / "bm25.run").write_text("q1 Q0 d1 1 3.0 bm25\\nq1 Q0 d2 2 2.0 bm25\\n")
+>>> _ = (folder / "qrels.txt").write_text("q1 0 d2 1\\n")
+>>> summary = evaluate_run_files([folder / "bm25.run"], folder / "qrels.txt", folder / "e", print_table=False)
+>>> summary["mean"]["bm25"]["mrr"], list(summary["files"].values())
+(0.5, ['per_query.parquet', 'summary.json'])
+
+Bad input raises EvalInputError, before any file is written except for a bad result row,
+found as its range is read. ``summary.json`` is written last: it says the rest is complete.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import polars as pl
+
+from pipeline.evaluate.errors import EvalInputError
+from pipeline.evaluate.judgments import Judgments, load_judgments
+from pipeline.evaluate.metrics import score_rankings
+from pipeline.evaluate.output_dir import ResultRows, first_stage_source
+from pipeline.evaluate.report import write_reports
+from pipeline.evaluate.runs import append_trec_run, read_trec_run
+from pipeline.evaluate.settings import DEFAULT_K, DEFAULT_TEST, EvalSettings
+from pipeline.text import plural
+
+FIRST_STAGE, RERANKED = "first_stage", "reranked"
+
+
+def _judgments(qrels: Path, ranked: dict[str, pl.Series]) -> Judgments:
+    """Judgments sharing queries with each ranking (``what it is`` -> its query ids)."""
+    judgments = load_judgments(qrels)
+    judged = judgments.frame["query_id"]
+    for what, query_ids in ranked.items():
+        if not query_ids.is_in(judged.implode()).any():
+            # No shared query usually means mismatched ids: show some of each.
+            raise EvalInputError(
+                f"no query of {what} has judgments in {judgments.source}: ranked query ids look "
+                f"like {', '.join(map(repr, query_ids.head(3)))}, judged ones like "
+                f"{', '.join(map(repr, judged.unique().sort().head(3)))}"
+            )
+    judgments.check_duplicates(pl.concat(list(ranked.values())))
+    return judgments
+
+
+def _output_folder(out: Path) -> Path:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EvalInputError(f"cannot create output folder {out} ({exc.strerror})") from None
+    return out
+
+
+def evaluate_output_dir(
+    outdir: Path,
+    qrels: Path,
+    k: str | Sequence[int] = DEFAULT_K,
+    relevance_threshold: int = 1,
+    print_table: bool = True,
+    *,
+    out: Path | None = None,
+    significance: str = DEFAULT_TEST,
+    stream: TextIO | None = None,
+) -> dict:
+    """First stage vs reranked of a pipeline output directory: writes the per-query metrics,
+    both run files, the delta chart and the summary to ``out`` (default ``outdir/eval``) and
+    returns the summary. ``summary["first_stage_source"]`` says where the first stage came
+    from (``output_dir.first_stage_source``)."""
+    settings = EvalSettings.parse(k, relevance_threshold, significance)
+    outdir = Path(outdir)
+    rows = ResultRows(outdir)
+    judgments = _judgments(qrels, {f"{outdir} ({RERANKED})": rows.query_ids})
+    source = first_stage_source(outdir, rows)
+    out = _output_folder(Path(out) if out is not None else outdir / "eval")
+    scored: dict[str, list[pl.DataFrame]] = {FIRST_STAGE: [], RERANKED: []}
+    files = {f"run_{system}": f"{system}.trec" for system in scored}
+    with (
+        open(out / files["run_first_stage"], "wb") as first,
+        open(out / files["run_reranked"], "wb") as reranked,
+    ):
+        for rankings in rows.chunks(source.lists):
+            chunk = dict(zip(scored, rankings, strict=True))
+            for (system, ranking), handle in zip(chunk.items(), (first, reranked), strict=True):
+                append_trec_run(handle, ranking, system)
+            threshold = settings.relevance_threshold
+            for system, scores in score_rankings(
+                chunk, judgments.frame, settings.ks, threshold
+            ).items():
+                scored[system].append(scores)
+    warnings = source.warnings(rows.cut_queries, settings.ks)
+    if rows.score_rises:
+        warnings.append(
+            f"{plural(rows.score_rises, 'query')}: a lower-ranked document has a higher score; "
+            "reranked is evaluated in 'rank' order (reranked.trec carries score = -rank so "
+            "trec_eval agrees)"
+        )
+    return write_reports(
+        settings,
+        {system: pl.concat(frames) for system, frames in scored.items()},
+        dict.fromkeys(scored, rows.query_ids),
+        judgments,
+        out,
+        files,
+        (stream or sys.stdout) if print_table else None,
+        inputs={
+            "output_dir": str(outdir),
+            "qrels": str(qrels),
+            "top_n": source.top_n,
+            "first_stage_input": source.input_path,
+        },
+        warnings=warnings,
+        first_stage_source=source.name,
+    )
+
+
+def evaluate_run_files(
+    run_files: Sequence[Path],
+    qrels: Path,
+    out: Path,
+    k: str | Sequence[int] = DEFAULT_K,
+    relevance_threshold: int = 1,
+    print_table: bool = True,
+    *,
+    significance: str = DEFAULT_TEST,
+    stream: TextIO | None = None,
+) -> dict:
+    """Evaluate one TREC run file, or compare two (the first is the baseline)."""
+    settings = EvalSettings.parse(k, relevance_threshold, significance)
+    if not 1 <= len(run_files) <= 2:
+        raise EvalInputError("--run: give one run file, or two to compare (baseline first)")
+    runs = [read_trec_run(path) for path in run_files]
+    if len(runs) == 2 and runs[0].system == runs[1].system:
+        # Same tag in both files: name the systems after the files so rows stay apart.
+        for run in runs:
+            run.system = f"{run.system}:{Path(run.source).name}"
+        if runs[0].system == runs[1].system:
+            raise EvalInputError(f"--run: the same file given twice: {run_files[0]}")
+    ranked = {run.system: run.frame["query_id"].unique().sort() for run in runs}
+    judgments = _judgments(qrels, {f"{r.source} ({r.system})": ranked[r.system] for r in runs})
+    out = _output_folder(Path(out))
+    rankings = {run.system: run.frame for run in runs}
+    systems = score_rankings(rankings, judgments.frame, settings.ks, settings.relevance_threshold)
+    return write_reports(
+        settings,
+        systems,
+        ranked,
+        judgments,
+        out,
+        {},
+        (stream or sys.stdout) if print_table else None,
+        inputs={"runs": [str(p) for p in run_files], "qrels": str(qrels)},
+        warnings=[w for run in runs for w in run.warnings],
+    )
