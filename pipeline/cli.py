@@ -11,6 +11,7 @@ import asyncio
 import sys
 
 from pipeline import __version__
+from pipeline.cache.summary import cache_line
 from pipeline.config import JobConfig, load_job
 from pipeline.errors import ConfigError, InputError, SetupError
 from pipeline.run import EXIT_INTERRUPTED, EXIT_SETUP, Outcome, prepare_job, run_job
@@ -62,6 +63,9 @@ def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
 
     add_estimate_parser(sub)
     add_report_parser(sub)
+    from pipeline.cache.command import add_cache_parser
+
+    add_cache_parser(sub)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -145,6 +149,8 @@ def print_summary(outcome: Outcome, out_dir: str) -> None:
         f"{tm['documents_per_second'] or 0:,.0f} documents/s)",
         f"output    {out_dir}/results/*.parquet  (failures/, usage/, summary.json)",
     ]
+    if s.get("cache"):
+        lines.insert(-2, cache_line(s["cache"]))
     print("\n".join(lines), file=sys.stderr)
 
 

@@ -95,6 +95,16 @@ class EvalConfig:
 
 
 @dataclass(slots=True)
+class CacheConfig:
+    """[cache]: the persistent score cache (pipeline.cache); off unless `path` is set."""
+
+    path: str | None = None  # the SQLite file, e.g. "cache/scores.db"
+    max_age_days: float | None = None  # older entries are misses, re-scored and refreshed
+    read_only: bool = False  # use the cache, never write it (a shared cache)
+    allow_listwise: bool = False  # cache a listwise model's scores anyway (not exact)
+
+
+@dataclass(slots=True)
 class JobConfig:
     input: InputConfig = field(default_factory=InputConfig)
     provider: ProviderConfig = field(default_factory=ProviderConfig)
@@ -102,6 +112,7 @@ class JobConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     pricing: dict[str, float] = field(default_factory=dict)
+    cache: CacheConfig = field(default_factory=CacheConfig)
 
 
 CHOICES = {
@@ -123,6 +134,7 @@ POSITIVE = {
     "output.top_n",
     "output.flush_rows",
     "output.flush_seconds",
+    "cache.max_age_days",
 }
 
 
@@ -245,10 +257,20 @@ def validate(cfg: JobConfig) -> None:
         check_pricing(cfg.pricing)
     except PricingError as exc:
         raise ConfigError(str(exc)) from None
+    _validate_cache(cfg.cache)
     for key in ("base_url", "endpoint"):
         url = getattr(cfg.provider, key)
         if url is not None and not url.startswith(("http://", "https://")):
             raise ConfigError(f"provider.{key} = {url!r}: must start with http:// or https://")
+
+
+def _validate_cache(cache: CacheConfig) -> None:
+    if cache.path is not None and not cache.path.strip():
+        raise ConfigError('cache.path is empty: give the cache file, e.g. "cache/scores.db"')
+    if cache.path is None and (cache.max_age_days is not None or cache.read_only):
+        raise ConfigError(
+            "[cache] has settings but no path: set cache.path to turn the score cache on"
+        )
 
 
 def to_toml(cfg: JobConfig) -> str:

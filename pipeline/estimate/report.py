@@ -76,6 +76,7 @@ def run_report(out_dir: Path) -> dict:
         if answered.height
         else None,
         "wall_seconds": (summary.get("time") or {}).get("wall_seconds"),
+        "cache": summary.get("cache"),  # the score cache's pairs and savings, if used
     }
     if kind is None:
         report["cost"] = {
@@ -121,6 +122,10 @@ def format_report(report: dict) -> str:
     if su["reported"] is not None or cost["basis"] == "search_units":
         lines.append(f"search    units reported {_n(su['reported'])}")
     lines.append(f"cost      {_usd(cost['usd'])}  [{cost['price']}]")
+    if report.get("cache"):
+        from pipeline.cache.summary import cache_line
+
+        lines.append(cache_line(report["cache"]))
     return "\n".join(lines)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pipeline.accounting.stats import JobStats
 from pipeline.accounting.summary import job_summary, write_summary
+from pipeline.cache.summary import run_block
 from pipeline.call.client import RerankClient
 from pipeline.call.http import HttpTransport
 from pipeline.limit import Limits
@@ -63,7 +64,7 @@ async def run_job(
         max_retry_wait_s=lim.max_retry_wait_s,
         max_retry_time_s=lim.max_retry_time_s,
     )
-    book = QueryBook(job.settings, stats, writer, progress, job.resume)
+    book = QueryBook(job.settings, stats, writer, progress, job.resume, job.cache)
     engine = AsyncEngine(
         job.reader,
         book,
@@ -80,6 +81,8 @@ async def run_job(
             await wire.close()
         progress.close()
         await writer.close()
+        if job.cache is not None:
+            job.cache.close()  # stores what is queued: its counts are final below
     return _finish(job, stats, book, engine)
 
 
@@ -103,6 +106,10 @@ def _finish(job: PreparedJob, stats: JobStats, book: QueryBook, engine: AsyncEng
         ranked_earlier=job.resume.ranked_earlier,
         failed_earlier=job.resume.failed_earlier,
     )
+    if job.cache is not None:
+        summary["cache"] = run_block(
+            job.cache, summary, job.cfg.provider.kind, job.model, job.cfg.pricing
+        )
     write_summary(job.out_dir, summary)
     return outcome_of(
         stats,
