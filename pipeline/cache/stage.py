@@ -100,7 +100,7 @@ class ScoreCache:
         except BaseException:
             store.close()
             raise
-        writer = None if read_only or model is None else CacheWriter(path, model)
+        writer = None if read_only or model is None else CacheWriter(path, model, identity.digest)
         return cls(
             store,
             model,
@@ -125,7 +125,7 @@ class ScoreCache:
         if self.model is None or not n:
             return Cached()
         keys = pair_keys(self._digest, query.text, query.documents)
-        found, expired = self.store.lookup(self.model, keys, self.min_created)
+        found, expired = self.store.lookup_query(self.model, keys, self.min_created)
         c.expired += expired
         if not found:
             return Cached()
@@ -148,8 +148,7 @@ class ScoreCache:
             return
         query = answer.chunk.query
         texts = list(map(query.documents.__getitem__, answer.positions))
-        keys = pair_keys(self._digest, query.text, texts)
-        self.writer.put(list(zip(keys, answer.scores, strict=True)))
+        self.writer.put(query.text, texts, answer.scores)  # keys are made in its thread
 
     def close(self) -> None:
         """Store what is queued and close the file (once the run is over)."""

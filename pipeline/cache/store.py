@@ -23,9 +23,9 @@ Why this shape:
 - `BEGIN IMMEDIATE` for every write, with a busy timeout: two jobs writing one cache wait
   for each other's (short) transactions instead of failing or deadlocking; a read never
   upgrades to a write.
-- Lookups are `key IN (...)` over one query's keys at a time (a few hundred per statement),
-  so nothing like the whole cache is ever in memory; keys share the query's 8-byte prefix,
-  so one query's lookups and inserts land on one or two B-tree pages.
+- Keys of one query share an 8-byte prefix, so its entries lie together: a run looks a
+  query up with one range scan over that prefix (`lookup_query`), and stores a chunk's
+  answer into one or two B-tree pages. Nothing like the whole cache is ever in memory.
 """
 
 from __future__ import annotations
@@ -62,8 +62,10 @@ CREATE TABLE IF NOT EXISTS scores (
 """
 BUSY_TIMEOUT_MS = 60_000  # a writer waits this long for another job's transaction
 LOOKUP_BATCH = 512  # keys per SELECT; statements are cached per size (powers of two)
-CACHE_KIB = 65_536  # SQLite's page cache per connection (64 MiB)
-MMAP_BYTES = 1 << 30  # pages read through the OS page cache, no copy
+# SQLite's page cache per connection (64 MiB): what bounds a connection's memory, whatever
+# the size of the file. No mmap: mapped pages count in the process's resident memory as
+# they are touched (400 MB after 300k lookups at 10M entries) and were not faster.
+CACHE_KIB = 65_536
 
 
 class CacheFileError(Exception):
@@ -87,7 +89,6 @@ class ScoreStore:
         self.conn = conn
         self.path = path
         self.read_only = read_only
-        self._sql: dict[int, str] = {}
 
     @classmethod
     def open(cls, path: Path, *, read_only: bool = False) -> ScoreStore:
@@ -116,7 +117,6 @@ class ScoreStore:
         c = self.conn
         c.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         c.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-        c.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
         if not self.read_only:
             mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal":
@@ -184,34 +184,37 @@ class ScoreStore:
         self, model: int, keys: list[bytes], min_created: int | None = None
     ) -> tuple[dict[bytes, float], int]:
         """({key: score} of the keys in the cache, how many more were there but created
-        before `min_created`: expired, so misses)."""
-        found: dict[bytes, float] = {}
-        expired = 0
-        execute = self.conn.execute
+        before `min_created`: expired, so misses). Any keys; `lookup_query` is faster for
+        the keys of one query."""
+        rows: list = []
+        aged = min_created is not None
         for start in range(0, len(keys), LOOKUP_BATCH):
             batch = keys[start : start + LOOKUP_BATCH]
             size = 1 << (len(batch) - 1).bit_length()  # pad: a few statement shapes only
             if size > len(batch):
                 batch = batch + [batch[0]] * (size - len(batch))
-            if min_created is None:
-                found.update(execute(self._select(size), (model, *batch)).fetchall())
-                continue
-            for key, score, created in execute(self._select(size, aged=True), (model, *batch)):
-                if created >= min_created:
-                    found[key] = score
-                else:
-                    expired += 1
-        return found, expired
-
-    def _select(self, size: int, aged: bool = False) -> str:
-        tag = -size if aged else size
-        sql = self._sql.get(tag)
-        if sql is None:
-            what = "key, score, created" if aged else "key, score"
             marks = ",".join("?" * size)
-            sql = f"SELECT {what} FROM scores WHERE model = ? AND key IN ({marks})"
-            self._sql[tag] = sql
-        return sql
+            sql = f"SELECT {_columns(aged)} FROM scores WHERE model = ? AND key IN ({marks})"
+            rows += self.conn.execute(sql, (model, *batch)).fetchall()
+        return _found(rows, keys, min_created)
+
+    def lookup_query(
+        self, model: int, keys: list[bytes], min_created: int | None = None
+    ) -> tuple[dict[bytes, float], int]:
+        """`lookup` for keys that share their 8-byte query prefix (one query's pairs): one
+        range scan over the query's entries, which lie together (about 5x faster than
+        `key IN (...)`). It also reads entries of the query's documents that are no longer
+        in its list; `max_age_days` and `cache drop --older-than-days` bound those."""
+        if not keys:
+            return {}, 0
+        prefix = keys[0][:8]
+        end = int.from_bytes(prefix, "big") + 1
+        sql = f"SELECT {_columns(min_created is not None)} FROM scores WHERE model = ? AND key >= ?"
+        if end < 1 << 64:
+            rows = self.conn.execute(sql + " AND key < ?", (model, prefix, end.to_bytes(8, "big")))
+        else:  # the last prefix: no upper bound
+            rows = self.conn.execute(sql, (model, prefix))
+        return _found(rows.fetchall(), keys, min_created)
 
     def put(self, model: int, rows: Iterable[tuple[bytes, float]], created: int) -> int:
         """Insert or refresh entries in one transaction; returns how many. Sorted first:
@@ -224,3 +227,19 @@ class ScoreStore:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _columns(aged: bool) -> str:
+    return "key, score, created" if aged else "key, score"
+
+
+def _found(
+    rows: list, keys: list[bytes], min_created: int | None
+) -> tuple[dict[bytes, float], int]:
+    """Rows (key, score[, created]) as {key: score}; with `min_created`, those created
+    before it left out and counted (among `keys` only)."""
+    if min_created is None:
+        return dict(rows), 0
+    found = {key: score for key, score, created in rows if created >= min_created}
+    old = {key for key, _, created in rows if created < min_created}
+    return found, sum(1 for key in keys if key in old) if old else 0

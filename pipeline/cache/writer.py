@@ -4,16 +4,17 @@
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "scores.db"
     >>> from pipeline.cache.keys import ScoringIdentity
     >>> store = ScoreStore.open(path); model = store.model_id(ScoringIdentity("k", "u", "m", "{}"))
-    >>> writer = CacheWriter(path, model)
-    >>> writer.put([(b"a" * 24, 0.5)]); writer.put([(b"b" * 24, 0.25)])
+    >>> writer = CacheWriter(path, model, b"i" * 16)
+    >>> writer.put("solar", ["panel", "roof"], [0.5, 0.25]); writer.put("wind", ["farm"], [0.1])
     >>> writer.close(); writer.stored, writer.error
-    (2, None)
+    (3, None)
 
 Why a thread: a commit, a WAL checkpoint (which fsyncs) or another job holding the write
-lock would otherwise stall the event loop, and every request in flight with it. `put` only
-appends to a queue; the thread takes everything queued so far (up to `MAX_ROWS`) and
-commits it in one transaction, so under load many chunk answers share one commit, and
-when idle each answer is committed as soon as it arrives.
+lock would otherwise stall the event loop, and every request in flight with it; hashing
+the pairs' keys is done here too. `put` only appends to a queue; the thread takes
+everything queued so far (up to `MAX_ROWS` pairs) and commits it in one transaction, so
+under load many chunk answers share one commit, and when idle each answer is committed
+as soon as it arrives.
 
 A write that fails (disk full, a lock held past the busy timeout) is reported once on
 stderr and in summary.json; the run goes on without storing, since the results do not
@@ -30,28 +31,32 @@ import threading
 import time
 from pathlib import Path
 
+from pipeline.cache.keys import pair_keys
 from pipeline.cache.store import BUSY_TIMEOUT_MS, CacheFileError, ScoreStore
 
-MAX_ROWS = 20_000  # rows per transaction at most
+MAX_ROWS = 20_000  # pairs per transaction at most
+
+Answer = tuple[str, list[str], list[float]]  # query, documents, their scores
 
 
 class CacheWriter:
-    def __init__(self, path: Path, model: int):
+    def __init__(self, path: Path, model: int, identity: bytes):
         self.path = path
         self.model = model
+        self.identity = identity  # the scoring identity's digest, for the keys
         self.stored = 0  # rows committed
         self.error: str | None = None
-        self._queue: queue.SimpleQueue[list[tuple[bytes, float]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Answer | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
-    def put(self, rows: list[tuple[bytes, float]]) -> None:
-        """Queue (key, score) rows to be stored; returns at once."""
-        if self.error is not None or not rows:
+    def put(self, query: str, documents: list[str], scores: list[float]) -> None:
+        """Queue the scores of (query, document) pairs to be stored; returns at once."""
+        if self.error is not None or not documents:
             return
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="score-cache", daemon=True)
             self._thread.start()
-        self._queue.put(rows)
+        self._queue.put((query, documents, scores))
 
     def close(self) -> None:
         """Store everything queued, then stop the thread."""
@@ -76,7 +81,8 @@ class CacheWriter:
                 if item is None:
                     stop = True
                     break
-                batch.extend(item)
+                query, documents, scores = item
+                batch.extend(zip(pair_keys(self.identity, query, documents), scores, strict=True))
                 if len(batch) >= MAX_ROWS:
                     break
                 try:
