@@ -12,7 +12,9 @@ Measured through the run's own code path (`ScoreCache.look_up` with key hashing,
 `ScoreCache.remember` through the writer thread until `close()` has committed all):
 lookups of queries all in the cache, none in it, and 90% in it, with the file's pages in
 the OS page cache (warm) and dropped from it first (cold, `posix_fadvise(DONTNEED)`), the
-per-query lookup time (what the event loop waits for each 100-document query), and inserts.
+per-query lookup time (what the event loop waits for each 100-document query), inserts,
+and the peak memory of a fresh process doing the same lookups and inserts against a cache
+a tenth the size and the full size (memory must not grow with the cache).
 
 **nights**: the loopback server (`server.py`, its own process) enforces a rate limit with
 429s, and the job is set to stay under it. Night 1 fills the cache; night 2 has 10% of
@@ -43,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from common import CACHE, ServerProcess  # noqa: E402
+from common import CACHE, ServerProcess, peak_rss_mb  # noqa: E402
 
 from pipeline.cache import ScoreCache, ScoreStore, ScoringIdentity, pair_keys  # noqa: E402
 from pipeline.chunk import estimate_tokens_many  # noqa: E402
@@ -122,6 +124,34 @@ def lookups(cache: ScoreCache, queries: list[Query]) -> tuple[float, list[float]
     return len(queries) * DOCS / elapsed, per_query, hits
 
 
+def insert_rate(work: Path, queries: range, out: dict, name: str, rng: random.Random) -> None:
+    """Pairs/s from the first remember() until every row is committed ("sustained"), and
+    until close() returned (the final checkpoint too: once per run)."""
+    cache = ScoreCache.create(work, IDENT)
+    writer = cache.writer
+    assert writer is not None
+    answers = []
+    for q in queries:
+        query = query_of(q)
+        chunk = Chunk(query, 0, 0, DOCS, 0, DOCS)
+        answers.append(ChunkScores(chunk, list(range(DOCS)), [rng.random() for _ in range(DOCS)]))
+    total = len(answers) * DOCS
+    started = time.perf_counter()
+    for answer in answers:
+        cache.remember(answer)
+    queued = time.perf_counter() - started
+    while writer.stored < total and writer.error is None:
+        time.sleep(0.002)
+    sustained = time.perf_counter() - started
+    cache.close()
+    closed = time.perf_counter() - started
+    assert writer.stored == total, writer.error
+    out[f"{name}_pairs"] = total
+    out[f"{name}_pairs_per_s"] = round(total / sustained)
+    out[f"{name}_pairs_per_s_with_close"] = round(total / closed)
+    out[f"{name}_loop_us_per_query"] = round(queued / len(answers) * 1e6, 1)
+
+
 def store_figures(entries: int, n: int) -> dict:
     source = built_cache(entries)
     work = Path(tempfile.mkdtemp(prefix="cache-bench-")) / "scores.db"
@@ -146,6 +176,14 @@ def store_figures(entries: int, n: int) -> dict:
             out[f"lookup_{name}_pairs_per_s"] = round(rate)
             out[f"lookup_{name}_ms_per_query_median"] = round(statistics.median(per_query) * 1e3, 3)
             out[f"lookup_{name}_hit_rate"] = round(hits / (len(qs) * DOCS), 4)
+        cache.close()
+        # Inserts: new queries' answers through remember() -> the writer thread -> commits,
+        # with the file's pages warm (as after a night's lookups), then cold.
+        first = 2 * n_queries
+        insert_rate(work, range(first, first + 5 * n), out, "insert", rng)
+        drop_from_page_cache(work)
+        insert_rate(work, range(first + 5 * n, first + 6 * n), out, "insert_cold", rng)
+        cache = ScoreCache.create(work, IDENT)
         cold_qs = [query_of(q) for q in rng.sample(range(n_queries), n)]
         drop_from_page_cache(work)
         rate, per_query, _ = lookups(cache, cold_qs)
@@ -154,29 +192,46 @@ def store_figures(entries: int, n: int) -> dict:
         out["lookup_cold_ms_per_query_median"] = round(statistics.median(per_query) * 1e3, 3)
         out["lookup_cold_ms_per_query_p99"] = round(per_query[int(len(per_query) * 0.99)] * 1e3, 3)
         cache.close()
-
-        # Inserts: new queries' answers through remember() -> the writer thread -> commits.
-        cache = ScoreCache.create(work, IDENT)
-        answers = []
-        for q in range(2 * n_queries, 2 * n_queries + 2 * n):
-            query = query_of(q)
-            chunk = Chunk(query, 0, 0, DOCS, 0, DOCS)
-            answers.append(
-                ChunkScores(chunk, list(range(DOCS)), [rng.random() for _ in range(DOCS)])
-            )
-        started = time.perf_counter()
-        for answer in answers:
-            cache.remember(answer)
-        queued = time.perf_counter() - started
-        cache.close()  # waits until every row is committed
-        elapsed = time.perf_counter() - started
-        assert cache.writer is not None and cache.writer.stored == len(answers) * DOCS
-        out["insert_pairs"] = len(answers) * DOCS
-        out["insert_pairs_per_s"] = round(len(answers) * DOCS / elapsed)
-        out["insert_loop_us_per_query"] = round(queued / len(answers) * 1e6, 1)
         out["bytes_after"] = work.stat().st_size
     finally:
         shutil.rmtree(work.parent, ignore_errors=True)
+    out["peak_rss_mb"] = memory_figures(sorted({entries // 10, entries}))
+    return out
+
+
+def memory_child(path: Path, entries: int) -> None:
+    """In a fresh process: look up 3,000 queries (300k pairs) and store 100k new pairs,
+    then print the peak resident memory."""
+    rng = random.Random(3)
+    cache = ScoreCache.create(path, IDENT)
+    qs = rng.sample(range(entries // DOCS), 3000)
+    for q in qs:
+        query = query_of(q)
+        cache.look_up(query, estimate_tokens_many(query.documents))
+    for q in range(entries, entries + 1000):
+        query = query_of(q)
+        chunk = Chunk(query, 0, 0, DOCS, 0, DOCS)
+        cache.remember(ChunkScores(chunk, list(range(DOCS)), [0.5] * DOCS))
+    cache.close()
+    print(f"PEAK {peak_rss_mb():.1f}")
+
+
+def memory_figures(sizes: list[int]) -> dict:
+    """Peak memory of the same work against caches of different sizes (fresh copies)."""
+    out = {}
+    for entries in sizes:
+        work = Path(tempfile.mkdtemp(prefix="cache-mem-")) / "scores.db"
+        shutil.copyfile(built_cache(entries), work)
+        try:
+            proc = subprocess.run(
+                [sys.executable, __file__, "--memory-child", str(work), "--entries", str(entries)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        finally:
+            shutil.rmtree(work.parent, ignore_errors=True)
+        out[entries] = float(proc.stdout.split("PEAK")[-1])
     return out
 
 
@@ -305,6 +360,16 @@ def print_table(store: dict | None, nights: dict | None) -> None:
             f"{'insert (writer thread)':<28} {s['insert_pairs_per_s']:>10,} "
             f"{'':>9}  >= 100,000/s  (event loop: {s['insert_loop_us_per_query']} us/query)"
         )
+        print(
+            f"{'  with the final close':<28} {s['insert_pairs_per_s_with_close']:>10,}"
+            f"  ({s['insert_pairs']:,} pairs, then checkpoint and close)"
+        )
+        print(
+            f"{'insert, cold pages':<28} {s['insert_cold_pairs_per_s']:>10,}"
+            f"  ({s['insert_cold_pairs']:,} pairs)"
+        )
+        peaks = ", ".join(f"{e:,} entries {mb:.0f} MB" for e, mb in s["peak_rss_mb"].items())
+        print(f"peak memory, 300k lookups + 100k inserts: {peaks}")
     if nights:
         n = nights
         print(
@@ -343,7 +408,11 @@ def main() -> None:
     parser.add_argument("--tps", type=float, default=150_000, help="server tokens per second")
     parser.add_argument("--rps", type=float, default=30, help="server requests per second")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--memory-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child, args.entries)
+        return
     store = nights = None
     if args.only in (None, "store"):
         store = store_figures(args.entries, args.lookup_queries)
@@ -352,7 +421,10 @@ def main() -> None:
     print_table(store, nights)
     if args.json:
         args.json.write_bytes(
-            orjson.dumps({"store": store, "nights": nights}, option=orjson.OPT_INDENT_2)
+            orjson.dumps(
+                {"store": store, "nights": nights},
+                option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
+            )
         )
 
 
