@@ -376,7 +376,8 @@ def print_table(store: dict | None, nights: dict | None) -> None:
             f"\nnights: {n['queries']:,} queries x {DOCS} documents, 10% of texts changed on night 2"
         )
         print(
-            f"{'limit':<34} {'night 1 s':>9} {'night 2 s':>9} {'speedup':>8} {'req 1':>6} {'req 2':>6} {'hit':>6} {'429s':>5}"
+            f"{'limit':<34} {'night 1 s':>9} {'night 2 s':>9} {'speedup':>8} {'in run':>8} "
+            f"{'req 1':>6} {'req 2':>6} {'hit':>6} {'429s':>5}"
         )
         for label, a, b in (
             (f"tokens, {n['server_tps']:,.0f}/s", "tokens_night1", "tokens_night2"),
