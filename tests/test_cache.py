@@ -3,7 +3,6 @@ limit counts every pair it is sent; the cache is a real SQLite file."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 
@@ -24,7 +23,7 @@ from tests.cache_world import (
     pairs_of,
     pairs_sent,
 )
-from tests.fake_server import Knobs, reference_ranking, running_server, score
+from tests.fake_server import Knobs, ThreadedServer, reference_ranking, running_server, score
 from tests.helpers import job_config, make_queries, results, run, write_grouped_parquet
 
 MAX_DOCS = 10
@@ -250,7 +249,9 @@ def test_a_listwise_model_is_refused_unless_the_job_opts_in(tmp_path, capsys):
     assert cache_stats(tmp_path / "c.db")["entries"] == 12
 
 
-async def test_keys_ignore_ids_and_positions_and_the_cache_holds_no_text_or_key(tmp_path):
+async def test_keys_ignore_ids_and_positions_and_the_cache_holds_no_text_or_key(
+    tmp_path, monkeypatch
+):
     adapter = get_adapter("jina")
     ident = scoring_identity(
         adapter, "https://user:SECRET-1@gw.example.com/v1/rerank?key=SECRET-2", "m"
@@ -269,21 +270,14 @@ async def test_keys_ignore_ids_and_positions_and_the_cache_holds_no_text_or_key(
     assert '"raw_scores":false' in tei.options and '"truncate":true' in tei.options
 
     secret = "sk-cache-test-SECRET-77"
+    monkeypatch.setenv("CACHE_TEST_KEY", secret)
     queries, cache = make_queries(5, [6], seed=12), tmp_path / "scores.db"
     path = write_grouped_parquet(tmp_path / "in.parquet", queries)
     async with running_server(Knobs(require_key=secret)) as server:
-        os.environ["CACHE_TEST_KEY"] = secret
-        try:
-            cfg = nightly(
-                path,
-                tmp_path / "out",
-                server.base_url,
-                cache,
-                provider__api_key_env="CACHE_TEST_KEY",
-            )
-            assert (await run(cfg)).exit_code == EXIT_OK
-        finally:
-            del os.environ["CACHE_TEST_KEY"]
+        cfg = nightly(
+            path, tmp_path / "out", server.base_url, cache, provider__api_key_env="CACHE_TEST_KEY"
+        )
+        assert (await run(cfg)).exit_code == EXIT_OK
     data = b"".join(p.read_bytes() for p in tmp_path.glob("scores.db*"))
     assert secret.encode() not in data
     assert not any(d.encode() in data for q in queries for d in q["documents"])
@@ -317,3 +311,25 @@ async def test_cache_stats_and_drop_from_the_command_line(tmp_path, capsys):
     (tmp_path / "not-a-cache.db").write_bytes(b"hello")
     assert main(["cache", "stats", str(tmp_path / "not-a-cache.db")]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_the_end_table_report_and_estimate_show_the_cache(tmp_path, capsys):
+    queries, cache = make_queries(8, [6, 15], seed=14), tmp_path / "scores.db"
+    path = write_grouped_parquet(tmp_path / "in.parquet", queries)
+    with ThreadedServer(Knobs(max_docs=MAX_DOCS)) as server:
+        job = tmp_path / "job.toml"
+        job.write_text(
+            f'[input]\npath = "{path}"\n[provider]\nkind = "jina"\n'
+            f'model = "jina-reranker-v2-base-multilingual"\nbase_url = "{server.base_url}"\n'
+            f"[limits]\nmax_docs_per_request = {MAX_DOCS}\n"
+            f'[output]\ndir = "{tmp_path / "n1"}"\n[cache]\npath = "{cache}"\n'
+        )
+        assert main(["run", str(job)]) == 0
+        assert "cache     84 pairs: 0 from cache (0.0%), 84 sent" in capsys.readouterr().err
+        assert main(["estimate", str(job), "--set", f"output.dir={tmp_path / 'n2'}"]) == 0
+        err = capsys.readouterr().err
+        assert "requests 0" in err and "84 from cache (100.0%), 0 to send" in err
+        assert main(["run", str(job), "--set", f"output.dir={tmp_path / 'n2'}"]) == 0
+        assert "84 from cache (100.0%), 0 sent; saved ~" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "n2")]) == 0
+    assert "84 from cache (100.0%)" in capsys.readouterr().out
