@@ -311,6 +311,17 @@ async def test_cache_stats_and_drop_from_the_command_line(tmp_path, capsys):
     (tmp_path / "not-a-cache.db").write_bytes(b"hello")
     assert main(["cache", "stats", str(tmp_path / "not-a-cache.db")]) == 2
     assert "error" in capsys.readouterr().err
+    # Someone else's SQLite file is refused and left as it was (not even switched to WAL).
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE t (x)")
+    db.close()
+    assert main(["cache", "drop", str(other), "--model", "m"]) == 2
+    assert "not a score cache" in capsys.readouterr().err
+    with sqlite3.connect(other) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == ["t"]
+    db.close()
 
 
 def test_the_end_table_report_and_estimate_show_the_cache(tmp_path, capsys):

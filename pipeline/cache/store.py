@@ -107,7 +107,11 @@ class ScoreStore:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             store = cls(conn, path, read_only)
-            store._configure()
+            try:
+                store._configure()
+            except BaseException:
+                conn.close()
+                raise
         except sqlite3.Error as exc:
             raise CacheFileError(f"{path}: cannot open as a score cache ({exc})") from None
         except OSError as exc:
@@ -119,6 +123,9 @@ class ScoreStore:
         c.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         c.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         if not self.read_only:
+            tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
+            if tables and "meta" not in tables:  # someone else's database: leave it alone
+                raise CacheFileError(f"{self.path}: an SQLite file, but not a score cache")
             mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise CacheFileError(f"{self.path}: cannot switch to WAL mode (got {mode})")
@@ -141,9 +148,9 @@ class ScoreStore:
             row = self.conn.execute(
                 "SELECT value FROM meta WHERE name = 'schema_version'"
             ).fetchone()
-        except sqlite3.DatabaseError:
+        except sqlite3.DatabaseError as exc:
             raise CacheFileError(
-                f"{self.path}: an SQLite file that is not a rerank-pipeline score cache"
+                f"{self.path}: not a rerank-pipeline score cache ({exc})"
             ) from None
         if row is None or row[0] != SCHEMA_VERSION:
             raise CacheFileError(
