@@ -9,6 +9,10 @@ It owns no task and awaits nothing but the writer, so any engine (the asyncio on
     book.chunk_failed(state, chunk, exc)           # a ChunkFailed from the client
     if book.chunk_answered(state, scores):         # True once every chunk is in
         book.write(state)                          # or final_pass(...) then write_final(...)
+
+With a score cache (`pipeline.cache`), `take` sends only the pairs the cache lacks, merges
+the cached scores into the query's state and writes a query that needs no request at once;
+each chunk answer is handed to the cache to be stored.
 """
 
 from __future__ import annotations
