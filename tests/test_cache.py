@@ -335,6 +335,9 @@ def test_the_end_table_report_and_estimate_show_the_cache(tmp_path, capsys):
             f"[limits]\nmax_docs_per_request = {MAX_DOCS}\n"
             f'[output]\ndir = "{tmp_path / "n1"}"\n[cache]\npath = "{cache}"\n'
         )
+        assert main(["estimate", str(job)]) == 0  # no cache file yet: all would be sent
+        assert "does not exist yet: every pair would be sent" in capsys.readouterr().err
+        assert not cache.exists()  # estimate never creates it
         assert main(["run", str(job)]) == 0
         assert "cache     84 pairs: 0 from cache (0.0%), 84 sent" in capsys.readouterr().err
         assert main(["estimate", str(job), "--set", f"output.dir={tmp_path / 'n2'}"]) == 0
