@@ -1,6 +1,7 @@
 """A lean loopback Jina-format rerank server for the benchmarks, run in its own process.
 
-    python benchmarks/server.py [--latency S] [--max-rps R] [--retry-after S] [--scorer hash|lexical]
+    python benchmarks/server.py [--latency S] [--max-rps R] [--max-tps T] [--retry-after S]
+                                [--scorer hash|lexical]
 
 Prints `PORT <n>` on stdout once it listens on 127.0.0.1, then serves until killed.
 
@@ -14,6 +15,11 @@ Knobs:
     --latency S       every answer waits S seconds first (asyncio.sleep: costs no CPU)
     --max-rps R       answer 429 (with Retry-After) to a request that would make more than R
                       accepted requests in the last second (sliding 1 s window)
+    --max-tps T       the same for tokens: 429 to a request whose tokens would make more than
+                      T accepted tokens in the last second; a request's tokens are counted as
+                      the pipeline estimates plain ASCII text (ceil(characters / 4) of the
+                      query and of each document, per document), so a job whose
+                      tokens_per_minute is 60 T meters the very same numbers
     --scorer          hash: a score from the CRC32 of (query, document), as cheap as a score
                       can be, so the server spends its core on HTTP and JSON, not on scoring;
                       lexical: idf-weighted query-term coverage (for the Vaswani figure)
@@ -47,9 +53,11 @@ class BenchServer:
         retry_after: str = "1",
         scorer: str = "hash",
         idf: dict[str, float] | None = None,
+        max_tps: float | None = None,
     ):
         self.latency = latency
         self.max_rps = max_rps
+        self.max_tps = max_tps
         self.retry_after = retry_after
         self.scorer = scorer
         self.idf = idf or {}
@@ -57,6 +65,8 @@ class BenchServer:
 
     def reset(self) -> None:
         self.window: deque[float] = deque()
+        self.token_window: deque[tuple[float, int]] = deque()
+        self.window_tokens = 0
         self.requests = 0
         self.ok = 0
         self.http_429 = 0
@@ -119,6 +129,10 @@ class BenchServer:
                 body=b'{"error":{"message":"bad request body"}}',
                 content_type="application/json",
             )
+        if self.max_tps is not None:
+            limited = self._over_token_rate(now, query, docs)
+            if limited is not None:
+                return limited
         scores = self._scores(query, docs)
         order = sorted(range(len(docs)), key=scores.__getitem__, reverse=True)[:top_n]
         tokens = (len(raw) + 3) // 4
@@ -139,6 +153,28 @@ class BenchServer:
         self.documents += len(docs)
         self.last_ok = time.monotonic()
         return web.Response(body=answer, content_type="application/json")
+
+    def _over_token_rate(self, now: float, query: str, docs: list[str]) -> web.Response | None:
+        window = self.token_window
+        while window and now - window[0][0] >= 1.0:
+            self.window_tokens -= window.popleft()[1]
+        q = -(-len(query) // 4)
+        tokens = sum(q + -(-len(d) // 4) for d in docs)
+        assert self.max_tps is not None
+        if window and self.window_tokens + tokens > self.max_tps:
+            self.http_429 += 1
+            self.last_429 = now
+            if len(self.times_429) < 10_000:
+                self.times_429.append(now)
+            return web.Response(
+                status=429,
+                body=b'{"error":{"message":"token rate limit exceeded","code":"rate_limit"}}',
+                headers={"Retry-After": self.retry_after},
+                content_type="application/json",
+            )
+        window.append((now, tokens))
+        self.window_tokens += tokens
+        return None
 
     def _scores(self, query: str, docs: list[str]) -> list[float]:
         if self.scorer == "lexical":
@@ -190,7 +226,7 @@ def load_idf(path: str | None) -> dict[str, float]:
 
 async def serve(args: argparse.Namespace) -> None:
     server = BenchServer(
-        args.latency, args.max_rps, args.retry_after, args.scorer, load_idf(args.idf)
+        args.latency, args.max_rps, args.retry_after, args.scorer, load_idf(args.idf), args.max_tps
     )
     runner = web.AppRunner(server.app(), access_log=None, shutdown_timeout=0.1)
     await runner.setup()
@@ -206,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--max-rps", type=float, default=None)
+    parser.add_argument("--max-tps", type=float, default=None)
     parser.add_argument("--retry-after", default="1")
     parser.add_argument("--scorer", choices=("hash", "lexical"), default="hash")
     parser.add_argument("--idf", default=None, help="JSON file term -> idf, for --scorer lexical")

@@ -13,6 +13,7 @@ import sys
 
 from pipeline import __version__
 from pipeline.accounting.cost import cost_lines
+from pipeline.cache.summary import cache_line
 from pipeline.config import JobConfig, load_job
 from pipeline.console import guarded_streams
 from pipeline.errors import ConfigError, InputError, SetupError
@@ -83,6 +84,9 @@ def _add_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     add_eval_parser(sub)
     add_estimate_parser(sub)
     add_report_parser(sub)
+    from pipeline.cache.command import add_cache_parser
+
+    add_cache_parser(sub)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -194,6 +198,8 @@ def print_summary(outcome: Outcome, out_dir: str) -> None:
         f"{tm['documents_per_second'] or 0:,.0f} documents/s)",
         f"output    {out_dir}/results/*.parquet  (failures/, usage/, summary.json)",
     ]
+    if s.get("cache"):
+        lines.insert(-2, cache_line(s["cache"]))
     print("\n".join(lines))
 
 

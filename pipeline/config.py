@@ -120,6 +120,16 @@ class EvalConfig:
 
 
 @dataclass(slots=True)
+class CacheConfig:
+    """[cache]: the persistent score cache (pipeline.cache); off unless `path` is set."""
+
+    path: str | None = None  # the SQLite file, e.g. "cache/scores.db"
+    max_age_days: float | None = None  # older entries are misses, re-scored and refreshed
+    read_only: bool = False  # use the cache, never write it (a shared cache)
+    allow_listwise: bool = False  # cache a listwise model's scores anyway (not exact)
+
+
+@dataclass(slots=True)
 class JobConfig:
     input: InputConfig = field(default_factory=InputConfig)
     provider: ProviderConfig = field(default_factory=ProviderConfig)
@@ -127,6 +137,7 @@ class JobConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     pricing: dict[str, float | str] = field(default_factory=dict)  # see accounting.prices
+    cache: CacheConfig = field(default_factory=CacheConfig)
 
 
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
@@ -152,6 +163,7 @@ POSITIVE = {
     "output.flush_rows",
     "output.flush_seconds",
     "limits.max_retry_time_s",
+    "cache.max_age_days",
 }
 NOT_NEGATIVE = {"limits.max_retry_wait_s"}  # 0: retry at once (the server's Retry-After aside)
 BOM = "\ufeff"
@@ -317,6 +329,7 @@ def validate(cfg: JobConfig) -> None:
         check_pricing(cfg.pricing)
     except PricingError as exc:
         raise ConfigError(str(exc)) from None
+    _validate_cache(cfg.cache)
     for key in ("base_url", "endpoint"):
         url = getattr(cfg.provider, key)
         if url is not None and not url.startswith(("http://", "https://")):
@@ -330,6 +343,15 @@ def validate(cfg: JobConfig) -> None:
         raise ConfigError(
             f"provider.api_key_scheme = {cfg.provider.api_key_scheme!r}: must be one word, "
             'e.g. Bearer, or "" to send the bare key'
+        )
+
+
+def _validate_cache(cache: CacheConfig) -> None:
+    if cache.path is not None and not cache.path.strip():
+        raise ConfigError('cache.path is empty: give the cache file, e.g. "cache/scores.db"')
+    if cache.path is None and (cache.max_age_days is not None or cache.read_only):
+        raise ConfigError(
+            "[cache] has settings but no path: set cache.path to turn the score cache on"
         )
 
 

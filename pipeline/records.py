@@ -35,8 +35,8 @@ class Failure:
 
 @dataclass(slots=True)
 class Chunk:
-    """Documents of one query sent as one request: the slice `documents[start:stop]`, or,
-    for a listwise final pass, the candidates at `positions`."""
+    """Documents of one query sent as one request: the slice `documents[start:stop]`, or
+    the candidates at `positions` (a listwise final pass; the misses of a score cache)."""
 
     query: Query
     number: int  # 0-based chunk index within the query
@@ -44,7 +44,7 @@ class Chunk:
     stop: int
     estimated_tokens: int
     top_n: int  # results asked of the server: min(job top_n, chunk size)
-    positions: list[int] | None = None  # set only for a final pass over merged candidates
+    positions: list[int] | None = None  # input positions, when not the slice start:stop
 
     @property
     def n_docs(self) -> int:

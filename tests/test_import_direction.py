@@ -27,6 +27,7 @@ LOWER = [
     "write",
     "read",
     "accounting",
+    "cache",
 ]
 UPPER = ("pipeline.call", "pipeline.run", "pipeline.runner", "pipeline.cli")
 

@@ -81,6 +81,7 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
 def cmd_estimate(args: argparse.Namespace) -> int:
     from pipeline.accounting.prices import PricingError, check_pricing
     from pipeline.config import ConfigError, load_job
+    from pipeline.errors import SetupError
     from pipeline.estimate.calibrate import CalibrationError, load_calibration
     from pipeline.estimate.counters import TokenizerCounter, TokenizerError
     from pipeline.estimate.plan import estimate_job
@@ -113,6 +114,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         InputError,
         CalibrationError,
         TokenizerError,
+        SetupError,
         OSError,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -140,6 +142,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         print(format_report(report))
     return EXIT_OK
+
+
+def estimate_cache_line(block: dict) -> str:
+    """The cache's line of the estimate table: the run would send only the misses."""
+    if not block.get("exists"):
+        return f"cache     {block['path']} does not exist yet: every pair would be sent"
+    from pipeline.cache.summary import cache_line
+
+    return cache_line(block).replace(" sent;", " to send;") + "  (figures above: sent only)"
 
 
 def format_estimate(est: Estimate, job: str, target: Path) -> str:
@@ -171,6 +182,8 @@ def format_estimate(est: Estimate, job: str, target: Path) -> str:
     else:
         cost = "unknown" if est.cost_usd is None else f"${est.cost_usd:,.4f}"
         lines.append(f"cost      {cost}  [{est.price}]")
+    if est.cache is not None:
+        lines.append(estimate_cache_line(est.cache))
     if est.seconds is None:
         lines.append(
             "time      unknown: no rate limits set and no latency (--latency-ms or --calibrate)"

@@ -10,7 +10,9 @@
 The plan is the runner's own: `pipeline.read` streams the input, and each item goes
 through `pipeline.run.admit` with the job's `RunSettings`, exactly as in a run, so
 `requests` is what the run would send, final-pass requests of listwise models included
-(an estimate: which documents lead is known only after scoring).
+(an estimate: which documents lead is known only after scoring). With a `[cache]`, the
+cache is consulted read-only, as the run would, so only the pairs it does not hold are
+planned and priced; `cache` reports the hit rate.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from pipeline.accounting.cost import Billing, cost_usd, job_billing, search_units, token_units
+from pipeline.cache import CacheCounters, ScoreCache, check_pointwise, open_cache
+from pipeline.cache.summary import cache_block
 from pipeline.chunk import estimate_tokens
 from pipeline.config import JobConfig
 from pipeline.estimate.calibrate import Calibration
@@ -27,7 +31,7 @@ from pipeline.estimate.timing import time_estimate
 from pipeline.read import open_input
 from pipeline.records import Chunk, Query
 from pipeline.run.admission import Admitted, admit
-from pipeline.run.settings import resolve_settings
+from pipeline.run.settings import RunSettings, resolve_settings
 
 
 @dataclass(slots=True)
@@ -54,6 +58,7 @@ class Estimate:
     calibration: dict | None = None
     latency_ms: float | None = None
     elapsed_seconds: float = 0.0
+    cache: dict | None = None  # with [cache]: pairs, from_cache, sent, hit_rate, saved
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -85,9 +90,10 @@ def estimate_job(
     seen: set[str] = set()
     reader = open_input(cfg.input)
     reader.check()
+    cache = _open_cache(cfg, settings, billing)
     for batch in reader.batches():
         for item in batch:
-            admitted = admit(item, settings, seen)
+            admitted = admit(item, settings, seen, cache=cache)
             if not isinstance(admitted, Admitted) or admitted.failure is not None:
                 est.input_failures += 1  # rows a run records in failures/ without a request
                 continue
@@ -99,20 +105,22 @@ def estimate_job(
             per_doc = None
             if count_tokens is not None:
                 q_tok, *per_doc = count_tokens([query.text, *query.documents])
-                counted += token_units(q_tok, per_doc)
+                counted += token_units(q_tok, _sent(per_doc, chunks))
             if billing.basis == "search_units":
                 if per_doc is None:
                     q_tok, per_doc = estimate_tokens(query.text), admitted.doc_tokens
                 for c in chunks:
                     units_rule += search_units(
                         q_tok,
-                        per_doc[c.start : c.stop],
+                        _sent(per_doc, [c]),
                         billing.docs_per_unit,
                         billing.tokens_per_document,
                     )
                     units_per_request += -(-c.n_docs // billing.docs_per_unit)
             if settings.final_window and len(chunks) > 1:
                 _add_final_pass(est, query, settings.final_window, chunks)
+    if cfg.cache.path is not None:
+        est.cache = _cache_result(cfg, cache, billing, est)
     if count_tokens is not None:
         est.tokens_tokenizer = counted
     if billing.basis == "search_units":
@@ -127,6 +135,44 @@ def estimate_job(
     )
     est.elapsed_seconds = round(time.monotonic() - started, 3)
     return est
+
+
+def _open_cache(cfg: JobConfig, settings: RunSettings, billing: Billing) -> ScoreCache | None:
+    """The job's cache, read-only, as the run would consult it (None: none, or no file
+    yet). A listwise model is refused as the run refuses it (SetupError)."""
+    check_pointwise(cfg.cache, settings.profile)
+    url = settings.adapter.url(cfg.provider.base_url, cfg.provider.endpoint)
+    return open_cache(cfg, settings.adapter, url, billing.model, estimate=True)
+
+
+def _cache_result(
+    cfg: JobConfig, cache: ScoreCache | None, billing: Billing, est: Estimate
+) -> dict:
+    """estimate.json's `cache` block; no file yet: every pair would be sent."""
+    if cache is None:
+        counters = CacheCounters(pairs=est.documents, queries=est.queries)
+    else:
+        counters = cache.counters
+        cache.close()
+    return cache_block(
+        counters,
+        {},
+        cfg.provider.kind,
+        billing.model,
+        cfg.pricing,
+        path=cfg.cache.path,
+        exists=cache is not None,
+        max_age_days=cfg.cache.max_age_days,
+    )
+
+
+def _sent(per_doc: list[int], chunks: list[Chunk]) -> list[int]:
+    """The values of the documents `chunks` send (with a cache, not every document)."""
+    return [
+        per_doc[p]
+        for c in chunks
+        for p in (c.positions if c.positions is not None else range(c.start, c.stop))
+    ]
 
 
 def _add_final_pass(est: Estimate, query: Query, window: int, chunks: list[Chunk]) -> None:

@@ -22,6 +22,7 @@ Per query, with polars (sort explicitly: scans keep no row order):
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -32,7 +33,7 @@ from pipeline.accounting.cost import (
     job_billing,
     run_cost,
 )
-from pipeline.estimate.calibrate import read_usage, total
+from pipeline.estimate.calibrate import CalibrationError, read_usage, total
 from pipeline.text import plural
 
 
@@ -49,7 +50,7 @@ def run_report(out_dir: Path) -> dict:
     kind = provider.get("kind") or (cfg.provider.kind if cfg else None)
     model = provider.get("model") or (cfg.provider.model if cfg else None)
     pricing = cfg.pricing if cfg else {}
-    usage = read_usage(out_dir)
+    usage = _usage(out_dir, summary)
     answered = usage.filter(pl.col("http_status").is_between(200, 299))
     reported_rows = answered.filter(pl.col("total_tokens").is_not_null())
     unreported = answered.filter(pl.col("total_tokens").is_null())
@@ -87,6 +88,7 @@ def run_report(out_dir: Path) -> dict:
         if timed.height
         else None,
         "wall_seconds": (summary.get("time") or {}).get("wall_seconds"),
+        "cache": summary.get("cache"),  # the score cache's pairs and savings, if used
     }
     if kind is None:
         report["cost"] = {
@@ -113,6 +115,31 @@ def run_report(out_dir: Path) -> dict:
     return report
 
 
+def _usage(out_dir: Path, summary: dict) -> Any:  # a polars DataFrame, typed as read_usage's
+    """usage/ rows; none at all is a run that sent nothing (every pair came from the score
+    cache, or every query was done earlier): fine when it wrote its summary.json."""
+    import polars as pl
+
+    try:
+        return read_usage(out_dir)
+    except CalibrationError:
+        if not summary:
+            raise
+    return pl.DataFrame(
+        schema={
+            "http_status": pl.Int64,
+            "attempts": pl.Int64,
+            "latency_ms": pl.Float64,
+            "total_tokens": pl.Int64,
+            "estimated_tokens": pl.Int64,
+            "search_units": pl.Float64,
+            "prompt_tokens": pl.Int64,
+            "n_docs": pl.Int64,
+            "query_id": pl.Utf8,
+        }
+    )
+
+
 def format_report(report: dict) -> str:
     t, su, cost = report["tokens"], report["search_units"], report["cost"]
     q = report.get("queries") or {}
@@ -136,6 +163,10 @@ def format_report(report: dict) -> str:
     if su["reported"] is not None or cost["basis"] == "search_units":
         lines.append(f"search    units {_reported(su['reported'])}")
     lines.extend(cost_lines(cost))
+    if report.get("cache"):
+        from pipeline.cache.summary import cache_line
+
+        lines.append(cache_line(report["cache"]))
     return "\n".join(lines)
 
 

@@ -41,6 +41,12 @@ class PendingQuery:
         self.scores.extend(scores)
         self.received += 1
 
+    def add_cached(self, positions: list[int], scores: list[float]) -> None:
+        """Scores a score cache held (pipeline.cache): merged like a chunk's, but no chunk
+        was sent for them, so `n_chunks` counts only the chunks that are."""
+        self.positions.extend(positions)
+        self.scores.extend(scores)
+
     @property
     def complete(self) -> bool:
         return self.received == self.n_chunks

@@ -15,7 +15,8 @@
 The run and `estimate` both call `admit`, so both see the same failures and plan the same
 chunks. In order: an unreadable row fails; a repeated query_id fails (the first occurrence
 is ranked); a query an earlier run of the job finished is skipped; a document over
-`limits.max_doc_tokens` is cut or fails its query; the rest is planned into chunks.
+`limits.max_doc_tokens` is cut or fails its query; with a score cache, the pairs it holds
+are taken from it (`Admitted.cached`); the rest is planned into chunks.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from pipeline.cache import Cached, ScoreCache, plan_uncached
 from pipeline.chunk import estimate_tokens_many, fit_documents, plan_chunks
 from pipeline.records import Chunk, Failure, Query
 from pipeline.run.settings import RunSettings
@@ -45,6 +47,7 @@ class Admitted:
     chunks: list[Chunk]
     doc_tokens: list[int]  # each document's estimate, after any cut
     failure: Failure | None = None
+    cached: Cached | None = None  # scores the cache held: `chunks` send only the rest
 
 
 def admit(
@@ -52,12 +55,14 @@ def admit(
     settings: RunSettings,
     seen: set[str],
     earlier: EarlierRuns | None = None,
+    cache: ScoreCache | None = None,
 ) -> Admitted | Failure | None:
     """Admit one input item, in input order.
 
     Returns a `Failure` for an item that fails before its documents are read (a bad row,
     a repeated query_id), None when `earlier` already finished or recorded it (nothing to
-    do), else `Admitted`. `seen` collects the query_ids admitted so far.
+    do), else `Admitted`. `seen` collects the query_ids admitted so far. `cache`: the
+    job's score cache, consulted after the documents are cut to size.
     """
     if isinstance(item, Failure):
         return None if earlier is not None and earlier.failure_recorded(item.source) else item
@@ -81,5 +86,20 @@ def admit(
     if problem is not None:
         failure = Failure(qid, item.source, "input", "document_too_long", problem)
         return Admitted(item, [], doc_tokens, failure)
+    if cache is not None:
+        return _admit_with_cache(item, settings, doc_tokens, cache)
     chunks = plan_chunks(item, settings.max_docs, settings.max_tokens, settings.top_n, doc_tokens)
     return Admitted(item, chunks, doc_tokens)
+
+
+def _admit_with_cache(
+    query: Query, settings: RunSettings, doc_tokens: list[int], cache: ScoreCache
+) -> Admitted:
+    """Plan only the pairs the cache does not hold; the rest come with their scores."""
+    cached = cache.look_up(query, doc_tokens)
+    # A stored score must be every score: with top_n a chunk returns only its leaders.
+    top_n = None if cache.stores else settings.top_n
+    chunks = plan_uncached(
+        query, cached.positions, doc_tokens, settings.max_docs, settings.max_tokens, top_n
+    )
+    return Admitted(query, chunks, doc_tokens, cached=cached)

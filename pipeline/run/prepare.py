@@ -5,7 +5,8 @@
 
 In order: the request shape (`resolve_settings`), the key, model and URL and the [eval]
 section (`pipeline.preflight`), the input's files and columns, the output directory, resume
-(`pipeline.resume`: what an earlier run of the job already finished), and the resolved job
+(`pipeline.resume`: what an earlier run of the job already finished), the score cache
+(`pipeline.cache`: refused for a listwise model; opened, or created), and the resolved job
 written beside the output. Nothing is sent and no output row is written here.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.cache import ScoreCache, check_pointwise, open_cache
 from pipeline.config import JobConfig, to_toml
 from pipeline.preflight import (
     check_ca_bundle,
@@ -40,6 +42,7 @@ class PreparedJob:
     reader: InputReader  # checked: its files and columns exist
     resume: ResumeState
     out_dir: Path
+    cache: ScoreCache | None = None  # open: the runner closes it
 
 
 def prepare_job(
@@ -53,10 +56,12 @@ def prepare_job(
     check_ca_bundle(cfg)
     check_chunk_size(cfg, adapter, settings.max_docs)
     check_eval(cfg)
+    check_pointwise(cfg.cache, settings.profile)
     reader = open_input(cfg.input)
     reader.check()
     out_dir = Path(cfg.output.dir)
     prepare_output_dir(out_dir)
     resume = prepare_resume(out_dir, cfg, overwrite=overwrite, retry_failed=retry_failed)
+    cache = open_cache(cfg, adapter, url, model)
     (out_dir / "job.resolved.toml").write_text(to_toml(cfg), encoding="utf-8")
-    return PreparedJob(cfg, settings, key, key_env, model, url, reader, resume, out_dir)
+    return PreparedJob(cfg, settings, key, key_env, model, url, reader, resume, out_dir, cache)

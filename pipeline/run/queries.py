@@ -9,11 +9,16 @@ It owns no task and awaits nothing but the writer, so any engine (the asyncio on
     book.chunk_failed(state, chunk, exc)           # a ChunkFailed from the client
     if book.chunk_answered(state, scores):         # True once every chunk is in
         book.write(state)                          # or final_pass(...) then write_final(...)
+
+With a score cache (`pipeline.cache`), `take` sends only the pairs the cache lacks, merges
+the cached scores into the query's state and writes a query that needs no request at once;
+each chunk answer is handed to the cache to be stored.
 """
 
 from __future__ import annotations
 
 from pipeline.accounting.stats import JobStats
+from pipeline.cache import ScoreCache
 from pipeline.call.client import ChunkFailed
 from pipeline.chunk import plan_final_pass
 from pipeline.errors import ProviderError
@@ -33,8 +38,10 @@ class QueryBook:
         writer: OutputWriter,
         progress: Progress,
         earlier: EarlierRuns | None,
+        cache: ScoreCache | None = None,
     ):
         self.settings = settings
+        self.cache = cache  # a score cache: looked up at admission, fed each chunk answer
         self.stats = stats
         self.writer = writer
         self.progress = progress
@@ -51,7 +58,7 @@ class QueryBook:
     def take(self, item: Query | Failure) -> list[Chunk]:
         """Account for one input item; return the chunks to send for it (maybe none)."""
         self.stats.queries_read += 1
-        result = admit(item, self.settings, self.seen, self.earlier)
+        result = admit(item, self.settings, self.seen, self.earlier, self.cache)
         if result is None:
             self.stats.queries_skipped += 1
             self.progress.advance()
@@ -70,7 +77,13 @@ class QueryBook:
         self.stats.chunks += len(chunks)
         if len(chunks) > 1 and self.settings.profile.listwise:
             self._warn_listwise(len(query.documents))
-        self._pending[id(query)] = PendingQuery(query, len(chunks), self.settings.top_n)
+        state = PendingQuery(query, len(chunks), self.settings.top_n)
+        if admitted.cached is not None:
+            state.add_cached(admitted.cached.positions, admitted.cached.scores)
+            if not chunks:  # every score came from the cache: nothing to send
+                self.write(state)
+                return []
+        self._pending[id(query)] = state
         return chunks
 
     def pending(self, chunk: Chunk) -> PendingQuery | None:
@@ -83,6 +96,8 @@ class QueryBook:
         pending: write it, after its final pass if `needs_final_pass`)."""
         if scores.usage is not None:
             self.writer.add_usage(scores.usage)
+        if self.cache is not None:
+            self.cache.remember(scores)  # exact scores, even if another chunk failed
         if state.failed:
             return False
         state.add(scores.positions, scores.scores)
@@ -99,7 +114,7 @@ class QueryBook:
             return  # another chunk of the query failed first
         state.failed = True
         self._pending.pop(id(state.query), None)  # a final pass's query is already out
-        self.fail(request_failure(chunk, exc.error))
+        self.fail(request_failure(chunk, exc.error, final=chunk.number >= state.n_chunks))
 
     def needs_final_pass(self, state: PendingQuery) -> bool:
         return bool(self.settings.final_window) and state.n_chunks > 1
@@ -155,10 +170,11 @@ class QueryBook:
         )
 
 
-def request_failure(chunk: Chunk, err: ProviderError) -> Failure:
+def request_failure(chunk: Chunk, err: ProviderError, final: bool = False) -> Failure:
     """The failures/ row for a query whose request failed: the error's key and message,
-    prefixed by which request it was (a final pass is the chunk that has `positions`)."""
-    if chunk.positions is not None:
+    prefixed by which request it was (`final`: a final pass, numbered after the query's
+    chunks)."""
+    if final:
         what = f"final pass ({chunk.n_docs} documents)"
     else:
         what = f"chunk {chunk.number} ({chunk.n_docs} documents)"

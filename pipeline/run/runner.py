@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pipeline.accounting.stats import JobStats
 from pipeline.accounting.summary import job_summary, write_summary
+from pipeline.cache.summary import run_block
 from pipeline.call.breaker import EndpointBreaker
 from pipeline.call.client import RerankClient
 from pipeline.call.http import HttpTransport
@@ -91,7 +92,7 @@ async def run_job(
         timeout_s=lim.timeout_s,
         connect_timeout_s=lim.connect_timeout_s,
     )
-    book = QueryBook(job.settings, stats, writer, progress, job.resume)
+    book = QueryBook(job.settings, stats, writer, progress, job.resume, job.cache)
     engine = AsyncEngine(
         job.reader,
         book,
@@ -111,6 +112,8 @@ async def run_job(
             await writer.close()
         except OutputError as exc:  # the last try failed too: the run ends with it
             engine.output_error = engine.output_error or exc
+        if job.cache is not None:
+            job.cache.close()  # stores what is queued: its counts are final below
     return _finish(job, stats, book, engine)
 
 
@@ -140,6 +143,10 @@ def _finish(job: PreparedJob, stats: JobStats, book: QueryBook, engine: AsyncEng
         ranked_earlier=job.resume.ranked_earlier,
         failed_earlier=job.resume.failed_earlier,
     )
+    if job.cache is not None:
+        summary["cache"] = run_block(
+            job.cache, summary, job.cfg.provider.kind, job.model, job.cfg.pricing
+        )
     try:
         write_summary(job.out_dir, summary)
     except OSError as exc:  # the disk that failed a part may fail this too
