@@ -12,21 +12,15 @@
 [(['d1', 'd3'], ['d3', 'd1'])]
 
 Rows (``query_id, doc_id, rank, score, input_rank``) come from the parts the writer's
-manifest commits (``pipeline.write.committed_parts``). *reranked* is each query's rows in
-``rank`` order; *first stage* the same rows in ``input_rank`` order, complete unless the
-job cut its output to ``[output] top_n``. Then, and only then, ``first_stage_source``
-takes the full candidate lists from the job's input: ``job.resolved.toml`` loaded with
-``pipeline.config``, read with ``pipeline.read.open_input``, the run's own reader. If that
-input is gone, unreadable or no longer matches the rows, the rows' order stays, with a
-warning saying why.
-
-Rows are read ``CHUNK_ROWS`` at a time by ranges of query_id, so memory stays flat at any
-size. Each range is checked whole; a problem names the part file and row of its first case.
+manifest commits; what *first stage* and *reranked* mean is in the README ("Output
+directories"). Rows are read ``CHUNK_ROWS`` at a time by ranges of query_id, so memory
+stays flat at any size; each range is checked whole, and a problem names the part file and
+row of its first case.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from pipeline.config import ConfigError, InputConfig, load_job
-from pipeline.evaluate.errors import EvalInputError
+from pipeline.evaluate.errors import BAD_ID, BAD_ID_TEXT, EvalInputError, parquet_schema
 from pipeline.read import InputError, open_input
 from pipeline.records import Query
 from pipeline.write import committed_parts
@@ -43,38 +37,17 @@ CHUNK_ROWS = 500_000
 SCHEMA = {"query_id": pl.String, "doc_id": pl.String, "rank": pl.Int64, "score": pl.Float64}
 SCHEMA["input_rank"] = pl.Int64
 _KINDS = {"query_id": "strings", "doc_id": "strings", "score": "numbers"}  # others: integers
-_ACCEPTS: dict[str, Callable[[pl.DataType], bool]] = {
-    "strings": lambda kind: kind == pl.String,
-    "numbers": lambda kind: kind.is_numeric(),
-    "integers": lambda kind: kind.is_integer(),
-}
-_BAD_ID = r"^$|\s"  # TREC run files are whitespace separated: such an id could not be written
-_SAME_QUERY = pl.col("query_id") == pl.col("query_id").shift()
 _POSITION = pl.int_range(1, pl.len() + 1).over("query_id")  # on rows sorted within queries
-# (field, condition, how the value is wrong; None: it repeats within a query). The repeats
-# of rank and input_rank are found next to each other, on rows sorted by them.
+# (field, condition, how the value is wrong; None: it repeats within a query), checked in order.
 _PROBLEMS: list[tuple[str, pl.Expr, str | None]] = [
-    (
-        "query_id",
-        pl.col("query_id").str.contains(_BAD_ID),
-        "{!r}: ids must be non-empty, without spaces",
-    ),
-    (
-        "doc_id",
-        pl.col("doc_id").str.contains(_BAD_ID),
-        "{!r}: ids must be non-empty, without spaces",
-    ),
+    *((name, pl.col(name).str.contains(BAD_ID), BAD_ID_TEXT) for name in ("query_id", "doc_id")),
     ("score", pl.col("score").is_nan(), "NaN"),
-    ("rank", pl.col("rank") < 1, "{}, not a 1-based position"),
-    ("input_rank", pl.col("input_rank") < 1, "{}, not a 1-based position"),
-    ("doc_id", pl.struct("query_id", "doc_id").is_duplicated(), None),
-    ("rank", _SAME_QUERY & (pl.col("rank") == pl.col("rank").shift()), None),
+    *((name, pl.col(name) < 1, "{}, not a 1-based position") for name in ("rank", "input_rank")),
+    *(
+        (name, pl.struct("query_id", name).is_duplicated(), None)
+        for name in ("doc_id", "rank", "input_rank")
+    ),
 ]
-_INPUT_RANK_REPEATS = (
-    "input_rank",
-    _SAME_QUERY & (pl.col("input_rank") == pl.col("input_rank").shift()),
-    None,
-)
 
 
 def _scan(parts: list[Path]) -> pl.LazyFrame:
@@ -84,20 +57,14 @@ def _scan(parts: list[Path]) -> pl.LazyFrame:
 
 
 def _check_schema(part: Path) -> None:
-    try:
-        schema = pl.scan_parquet(part).collect_schema()
-    except pl.exceptions.PolarsError as exc:
-        raise EvalInputError(f"{part}: cannot read as Parquet ({exc})") from None
-    missing = [name for name in SCHEMA if name not in schema]
-    if missing:
-        raise EvalInputError(
-            f"{part}: missing column {', '.join(map(repr, missing))} (has {', '.join(schema)})"
-        )
+    schema = parquet_schema(part, SCHEMA)
     for name in SCHEMA:
-        expected = _KINDS.get(name, "integers")
-        if not _ACCEPTS[expected](schema[name]):
-            kind = str(schema[name]).lower()
-            raise EvalInputError(f"{part}: column {name!r} has type {kind}, expected {expected}")
+        kind, expected = schema[name], _KINDS.get(name, "integers")
+        accepts = {"strings": kind == pl.String, "numbers": kind.is_numeric()}
+        if not accepts.get(expected, kind.is_integer()):
+            raise EvalInputError(
+                f"{part}: column {name!r} has type {str(kind).lower()}, expected {expected}"
+            )
 
 
 class ResultRows:
@@ -138,23 +105,21 @@ class ResultRows:
                 break
         return found
 
-    def _check(self, by_rank: pl.DataFrame, by_input: pl.DataFrame) -> None:
-        """One range's rows, sorted by (query_id, rank) and by (query_id, input_rank)."""
-        for frame, problems in ((by_rank, _PROBLEMS), (by_input, [_INPUT_RANK_REPEATS])):
-            # One pass for every check; which rows failed is looked for only when one did.
-            failed = frame.select(c.any().alias(str(i)) for i, (_, c, _) in enumerate(problems))
-            for (name, condition, problem), fails in zip(problems, failed.row(0), strict=True):
-                if fails and problem is not None:
-                    where, row = self.first_where(condition)[0]
-                    raise EvalInputError(f"{where}: field {name!r} is {problem.format(row[name])}")
-                if fails:
-                    query_id, value = frame.filter(condition).select("query_id", name).row(0)
-                    match = (pl.col("query_id") == query_id) & (pl.col(name) == value)
-                    (first, _), (second, _) = self.first_where(match, limit=2)
-                    raise EvalInputError(
-                        f"{second}: field {name!r} is {value!r} for query {query_id!r} again "
-                        f"(first at {first})"
-                    )
+    def _check(self, rows: pl.DataFrame) -> None:
+        """One range's rows: one pass for every check, then the rows of the first that failed."""
+        failed = rows.select(c.any().alias(str(i)) for i, (_, c, _) in enumerate(_PROBLEMS))
+        for (name, condition, problem), fails in zip(_PROBLEMS, failed.row(0), strict=True):
+            if fails and problem is not None:
+                where, row = self.first_where(condition)[0]
+                raise EvalInputError(f"{where}: field {name!r} is {problem.format(row[name])}")
+            if fails:
+                query_id, value = rows.filter(condition).select("query_id", name).row(0)
+                match = (pl.col("query_id") == query_id) & (pl.col(name) == value)
+                (first, _), (second, _) = self.first_where(match, limit=2)
+                raise EvalInputError(
+                    f"{second}: field {name!r} is {value!r} for query {query_id!r} again "
+                    f"(first at {first})"
+                )
 
     def chunks(
         self, input_lists: pl.DataFrame | None = None
@@ -163,39 +128,32 @@ class ResultRows:
         query range, in query_id order; ``input_lists``, when given, is the first stage."""
         step = max(1, CHUNK_ROWS * len(self.query_ids) // self.rows)
         starts = self.query_ids.gather_every(step).to_list()
-        query_id, position = pl.col("query_id"), _POSITION
+        query_id, score, doc_id = pl.col("query_id"), pl.col("score"), pl.col("doc_id")
         minus_position = -pl.col("position").cast(pl.Float64)
         for start, end in zip(starts, [*starts[1:], None], strict=True):
             in_range = query_id >= start
             if end is not None:
                 in_range = query_id.is_between(pl.lit(start), pl.lit(end), "left")
             rows = self.scan.filter(in_range).collect().sort("query_id", "rank")
+            self._check(rows)
             by_input = rows.select("query_id", "doc_id", "input_rank").sort(
                 "query_id", "input_rank"
             )
-            self._check(rows, by_input)
-            by_input = by_input.with_columns(position=position)
-            self.cut_queries += by_input.filter(pl.col("input_rank") != pl.col("position"))[
-                "query_id"
-            ].n_unique()
+            by_input = by_input.with_columns(position=_POSITION)
+            cut = by_input.filter(pl.col("input_rank") != pl.col("position"))
+            self.cut_queries += cut["query_id"].n_unique()
             # trec_eval reorders a query where a later row has a higher score, or the same
             # score and a larger doc_id: its run file lines then carry score = -rank instead.
-            score, doc_id = pl.col("score"), pl.col("doc_id")
-            later_first = (score.shift(-1) > score) | (
-                (score.shift(-1) == score) & (doc_id.shift(-1) > doc_id)
-            )
-            same_query = query_id == query_id.shift(-1)
-            misordered = rows.filter(same_query & later_first)["query_id"]
             # Ties broken by input order are the pipeline's documented rule, not a problem;
             # a score that rises with rank is (the results do not say what ranked them).
-            self.score_rises += rows.filter(same_query & (score.shift(-1) > score))[
-                "query_id"
-            ].n_unique()
-            reranked = rows.select("query_id", "doc_id", position=position, score=score)
+            same_query = query_id == query_id.shift(-1)
+            rises = same_query & (score.shift(-1) > score)
+            tie_flips = same_query & (score.shift(-1) == score) & (doc_id.shift(-1) > doc_id)
+            self.score_rises += rows.filter(rises)["query_id"].n_unique()
+            misordered = query_id.is_in(rows.filter(rises | tie_flips)["query_id"].implode())
+            reranked = rows.select("query_id", "doc_id", position=_POSITION, score=score)
             reranked = reranked.with_columns(
-                score=pl.when(query_id.is_in(misordered.implode()))
-                .then(minus_position)
-                .otherwise(score)
+                score=pl.when(misordered).then(minus_position).otherwise(score)
             )
             first_stage = input_lists.filter(in_range) if input_lists is not None else by_input
             yield (
@@ -265,7 +223,7 @@ def _input_lists(rows: ResultRows, cfg: InputConfig) -> pl.DataFrame:
             f"{row['input_rank']}, but the input holds {row['held']!r} there; it changed since "
             "the run"
         )
-    bad = lists.filter(pl.col("doc_id").str.contains(_BAD_ID)).head(1)
+    bad = lists.filter(pl.col("doc_id").str.contains(BAD_ID)).head(1)
     if bad.height:
         raise InputError(
             f"input doc id {bad['doc_id'][0]!r} is empty or has spaces: a run file cannot hold it"
