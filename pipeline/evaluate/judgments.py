@@ -7,12 +7,10 @@
 >>> judgments.frame.rows(), judgments.duplicates.height
 ([('q1', 'd1', 2), ('q1', 'd2', 0)], 1)
 
-By file name: ``*.parquet`` (columns ``query_id, doc_id, relevance``), ``*.jsonl``,
-``*.ndjson`` or ``*.json`` (one object per line with those keys), else TREC qrels
-(``qid iter docid rel``, whitespace separated, ``#`` lines skipped). Labels must be whole
-numbers (trec_eval reads ``1.5`` as 1 and ``x`` as 0; here they are errors); negative ones
-are kept and, as in trec_eval, neither relevant nor a gain. A (query, doc) judged twice
-keeps its first label and is listed in ``duplicates``.
+The format comes from the file name: ``*.parquet``, ``*.jsonl``, ``*.ndjson`` or ``*.json``
+(JSON Lines), else TREC qrels. Labels must be whole numbers (trec_eval reads ``1.5`` as 1
+and ``x`` as 0; here they are errors). A (query, doc) judged twice keeps its first label
+and is listed in ``duplicates``.
 """
 
 from __future__ import annotations
@@ -23,8 +21,8 @@ from pathlib import Path
 import orjson
 import polars as pl
 
-from pipeline.evaluate.errors import EvalInputError
-from pipeline.evaluate.metrics import JUDGMENT_COLUMNS
+from pipeline.evaluate.errors import BAD_ID, BAD_ID_TEXT, EvalInputError, parquet_schema
+from pipeline.evaluate.metrics import JUDGMENT_COLUMNS as COLUMNS
 from pipeline.evaluate.runs import read_trec_fields
 
 KEY = ["query_id", "doc_id"]
@@ -66,45 +64,30 @@ def _json_lines(path: Path) -> pl.DataFrame:
             except orjson.JSONDecodeError as exc:
                 raise EvalInputError(f"{where}: not valid JSON Lines ({exc})") from None
             if not isinstance(record, dict):
-                raise EvalInputError(
-                    f"{where}: expected an object with {', '.join(JUDGMENT_COLUMNS)}"
-                )
-            missing = [name for name in JUDGMENT_COLUMNS if record.get(name) is None]
+                raise EvalInputError(f"{where}: expected an object with {', '.join(COLUMNS)}")
+            missing = [name for name in COLUMNS if record.get(name) is None]
             if missing:
                 raise EvalInputError(f"{where}: missing field {', '.join(map(repr, missing))}")
-            for name in JUDGMENT_COLUMNS:
-                if isinstance(record[name], bool) or not isinstance(
-                    record[name], (str, int, float)
-                ):
-                    raise EvalInputError(f"{where}: field {name!r} is {record[name]!r}")
-            rows.append([number, *(str(record[n]) for n in JUDGMENT_COLUMNS)])
-    return pl.DataFrame(
-        rows, schema={"number": pl.Int64} | dict.fromkeys(JUDGMENT_COLUMNS, pl.String), orient="row"
-    )
+            for name, value in ((name, record[name]) for name in COLUMNS):
+                if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                    raise EvalInputError(f"{where}: field {name!r} is {value!r}")
+            rows.append([number, *(str(record[name]) for name in COLUMNS)])
+    schema = {"number": pl.Int64} | dict.fromkeys(COLUMNS, pl.String)
+    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def _parquet(path: Path) -> pl.DataFrame:
-    try:
-        schema = pl.scan_parquet(path).collect_schema()
-    except pl.exceptions.PolarsError as exc:
-        raise EvalInputError(f"{path}: cannot read as Parquet ({exc})") from None
-    missing = [name for name in JUDGMENT_COLUMNS if name not in schema]
-    if missing:
-        raise EvalInputError(
-            f"{path}: missing column {', '.join(map(repr, missing))} (has {', '.join(schema)})"
-        )
-    frame = pl.read_parquet(path, columns=list(JUDGMENT_COLUMNS)).with_row_index("number", offset=1)
-    for name in JUDGMENT_COLUMNS:
+    schema = parquet_schema(path, COLUMNS)
+    frame = pl.read_parquet(path, columns=list(COLUMNS)).with_row_index("number", offset=1)
+    for name in COLUMNS:
         bad = frame.filter(pl.col(name).is_null()).head(1)
         if bad.height:
             raise EvalInputError(f"{path} row {bad['number'][0]}: field {name!r} is None")
-        if schema[name].is_float() or schema[name].is_integer() or schema[name] == pl.String:
-            frame = frame.with_columns(pl.col(name).cast(pl.String))
-        else:
+        if not (schema[name].is_float() or schema[name].is_integer() or schema[name] == pl.String):
             raise EvalInputError(
                 f"{path}: column {name!r} has type {schema[name]}, expected text or numbers"
             )
-    return frame
+    return frame.with_columns(pl.col(COLUMNS).cast(pl.String))
 
 
 def _checked(frame: pl.DataFrame, path: Path, unit: str) -> pl.DataFrame:
@@ -113,14 +96,12 @@ def _checked(frame: pl.DataFrame, path: Path, unit: str) -> pl.DataFrame:
     as_float = text.cast(pl.Float64, strict=False)
     whole = pl.when(as_float == as_float.floor()).then(as_float.cast(pl.Int64, strict=False))
     frame = frame.with_columns(label=pl.coalesce(text.cast(pl.Int64, strict=False), whole))
-    bad_id = "{!r}: ids must be non-empty, without spaces"
-    problems = {name: (pl.col(name).str.contains(r"^$|\s"), bad_id) for name in KEY}
-    problems["relevance"] = (pl.col("label").is_null(), "{!r}, not an integer label")
-    if frame.select(pl.any_horizontal(wrong.any() for wrong, _ in problems.values())).item():
-        for name, (wrong, problem) in problems.items():
-            bad = frame.filter(wrong).head(1)
-            if bad.height:
-                number, value = bad.select("number", name).row(0)
+    problems = [(name, pl.col(name).str.contains(BAD_ID), BAD_ID_TEXT) for name in KEY]
+    problems.append(("relevance", pl.col("label").is_null(), "{!r}, not an integer label"))
+    # One pass for every check; which row failed is looked for only when one did.
+    if frame.select(pl.any_horizontal(wrong.any() for _, wrong, _ in problems)).item():
+        for name, wrong, problem in problems:
+            for number, value in frame.filter(wrong).select("number", name).head(1).iter_rows():
                 raise EvalInputError(
                     f"{path} {unit} {number}: field {name!r} is {problem.format(value)}"
                 )
@@ -139,7 +120,7 @@ def load_judgments(path: Path | str) -> Judgments:
         frame = _json_lines(path)
     else:
         fields = read_trec_fields(path, ["query_id", "iter", "doc_id", "relevance"])
-        frame = fields.select(pl.col("line").alias("number"), *JUDGMENT_COLUMNS)
+        frame = fields.select(pl.col("line").alias("number"), *COLUMNS)
     if not frame.height:
         raise EvalInputError(f"{path}: no judgments found")
     frame = _checked(frame, path, unit)
@@ -153,4 +134,4 @@ def load_judgments(path: Path | str) -> Judgments:
         first_label=pl.col("relevance_first"),
         second_label=pl.col("relevance"),
     )
-    return Judgments(str(path), frame.select(JUDGMENT_COLUMNS), duplicates, unit)
+    return Judgments(str(path), frame.select(COLUMNS), duplicates, unit)
