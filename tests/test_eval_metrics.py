@@ -299,6 +299,7 @@ def test_student_t_closed_forms():
     assert student_t_two_sided_p(2.0, 2) == pytest.approx(1 - 2 / math.sqrt(6), abs=1e-12)
     assert student_t_two_sided_p(0.0, 7) == pytest.approx(1.0)
     assert regularized_incomplete_beta(2.0, 3.0, 0.4) == pytest.approx(0.5248, abs=1e-12)
+    assert regularized_incomplete_beta(1.0, 1.0, 0.3) == 0.3  # I_x(1, 1) = x
 
 
 def test_paired_t_test_hand_computed():

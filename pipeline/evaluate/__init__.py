@@ -7,10 +7,8 @@
 >>> score_ranking(run, qrels, ks=[1])[["query_id", "mrr", "p@1"]].rows()
 [('q1', 0.5, 0.0)]
 
-Every evaluation scores systems' ranking tables against judgments with
-``score_rankings`` (``score_ranking`` for one); entry points are ``evaluate_output_dir`` (first stage vs reranked),
-``evaluate_run_files`` and, for the command line, ``command.add_eval_parser``. Names are
-imported on first use, so building the command line does not import polars.
+Entry points: ``evaluate_output_dir``, ``evaluate_run_files`` and ``command.add_eval_parser``.
+Names are imported on first use, so building the command line does not import polars.
 """
 
 from __future__ import annotations

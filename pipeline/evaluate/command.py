@@ -1,7 +1,4 @@
-"""``rerank-pipeline eval``: did reranking help, by how much, and where.
-
-    rerank-pipeline eval OUTDIR --qrels qrels.txt [--k 1,3,5,10] [--out DIR] [-q]
-    rerank-pipeline eval --run bm25.run [--run other.run] --qrels qrels.txt --out DIR
+"""``rerank-pipeline eval``: did reranking help, by how much, and where (README, "Evaluation").
 
 >>> parser = argparse.ArgumentParser(prog="rerank-pipeline")
 >>> add_eval_parser(parser.add_subparsers())
@@ -10,7 +7,7 @@
 ('out', True, '1,3,5,10,20,100', 't-test')
 
 Exit status: 0 done; 2 bad input (one line naming the file, line or row, and field);
-130 interrupted. Building the parser imports no polars: the evaluation does, when it runs.
+130 interrupted. Building the parser imports no polars.
 """
 
 from __future__ import annotations

@@ -8,14 +8,15 @@
 >>> summary["mean"]["bm25"]["mrr"], list(summary["files"].values())
 (0.5, ['per_query.parquet', 'summary.json'])
 
-Bad input raises EvalInputError, before any file is written except for a bad result row,
-found as its range is read. ``summary.json`` is written last: it says the rest is complete.
+Bad input raises EvalInputError before any file is written, but for a bad result row (found
+as its range is read). ``summary.json`` is written last: it says the rest is complete.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TextIO
 
@@ -68,10 +69,9 @@ def evaluate_output_dir(
     significance: str = DEFAULT_TEST,
     stream: TextIO | None = None,
 ) -> dict:
-    """First stage vs reranked of a pipeline output directory: writes the per-query metrics,
-    both run files, the delta chart and the summary to ``out`` (default ``outdir/eval``) and
-    returns the summary. ``summary["first_stage_source"]`` says where the first stage came
-    from (``output_dir.first_stage_source``)."""
+    """First stage vs reranked of a pipeline output directory, written to ``out`` (default
+    ``outdir/eval``); returns the summary, whose ``first_stage_source`` says where the first
+    stage came from."""
     settings = EvalSettings.parse(k, relevance_threshold, significance)
     outdir = Path(outdir)
     rows = ResultRows(outdir)
@@ -80,19 +80,15 @@ def evaluate_output_dir(
     out = _output_folder(Path(out) if out is not None else outdir / "eval")
     scored: dict[str, list[pl.DataFrame]] = {FIRST_STAGE: [], RERANKED: []}
     files = {f"run_{system}": f"{system}.trec" for system in scored}
-    with (
-        open(out / files["run_first_stage"], "wb") as first,
-        open(out / files["run_reranked"], "wb") as reranked,
-    ):
-        for rankings in rows.chunks(source.lists):
-            chunk = dict(zip(scored, rankings, strict=True))
-            for (system, ranking), handle in zip(chunk.items(), (first, reranked), strict=True):
-                append_trec_run(handle, ranking, system)
+    with ExitStack() as stack:
+        runs = {s: stack.enter_context(open(out / files[f"run_{s}"], "wb")) for s in scored}
+        for chunk in rows.chunks(source.lists):
+            rankings = dict(zip(scored, chunk, strict=True))
             threshold = settings.relevance_threshold
-            for system, scores in score_rankings(
-                chunk, judgments.frame, settings.ks, threshold
-            ).items():
-                scored[system].append(scores)
+            scores = score_rankings(rankings, judgments.frame, settings.ks, threshold)
+            for system, ranking in rankings.items():
+                append_trec_run(runs[system], ranking, system)
+                scored[system].append(scores[system])
     warnings = source.warnings(rows.cut_queries, settings.ks)
     if rows.score_rises:
         warnings.append(

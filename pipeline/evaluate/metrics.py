@@ -7,22 +7,8 @@
 >>> row["map"], row["recall@3"], row["p@3"], row["mrr"], row["mrr@1"]
 (0.25, 0.5, 0.3333333333333333, 0.5, 0.0)
 
-Conventions (checked against usnistgov/trec_eval and pytrec_eval to 1e-9):
-
-* ``position`` is the rank a system gave (see ``runs.rank_by_score`` for trec_eval's order
-  of a scored run: score descending, ties by doc_id descending in byte order).
-* A retrieved document without a judgment is non-relevant.
-* Binary metrics (map, mrr, recall, p) count a document as relevant when its label is
-  ``>= relevance_threshold`` (trec_eval ``-l``, default 1).
-* nDCG uses linear gain (gain = label), discount ``1/log2(rank + 1)``, labels ``<= 0``
-  give no gain, and it ignores the relevance threshold, as trec_eval does. The ideal
-  ranking is built from *all* judged documents of the query, retrieved or not.
-  ``ndcg@K`` truncates both the run and the ideal at K.
-* Only queries both ranked and judged are scored; one with judgments but no relevant
-  document scores 0 everywhere (trec_eval divides by the relevant count only when > 0).
-* ``p@K`` divides by K even when fewer than K documents were retrieved.
-* ``mrr`` is trec_eval's ``recip_rank`` (no cutoff); ``mrr@K`` is recip_rank of the run
-  cut at K (0 when the first relevant document is below K).
+The conventions are trec_eval's, listed in the README ("Conventions"); tests check them
+against pytrec_eval to 1e-9 and against trec_eval's own regression output.
 """
 
 from __future__ import annotations

@@ -11,12 +11,8 @@ metric    bm25
 ndcg@10   0.5000
 (2 queries evaluated; relevant = label >= 1)
 
-``per_query.parquet`` is long form, one row per (query, system, metric): ``query_id``,
-``system``, ``metric`` (strings), ``value`` (float64), written by system, metric (in report
-order), query_id; readers should sort explicitly (lazy polars queries keep no row order).
-The chart (``delta_ndcg_at_10.png``, needs matplotlib, the ``plot`` extra) shows the sorted
-per-query deltas: one bar per query up to ``BAR_QUERIES`` queries, beyond that a curve of
-at most ``CURVE_POINTS`` points, as cheap and readable at a million queries as at 300.
+The files are described in the README ("Outputs"). ``per_query.parquet`` is written by
+system, metric and query_id, but lazy polars queries keep no row order: readers should sort.
 """
 
 from __future__ import annotations
@@ -71,10 +67,8 @@ def write_delta_chart(
         ["delta", "query_id"], descending=[True, False]
     )
     values, n = ordered["delta"], len(deltas)
-    better, worse = (
-        int((values > UNCHANGED_TOLERANCE).sum()),
-        int((values < -UNCHANGED_TOLERANCE).sum()),
-    )
+    better = int((values > UNCHANGED_TOLERANCE).sum())
+    worse = int((values < -UNCHANGED_TOLERANCE).sum())
     width = max(6.0, min(16.0, 0.12 * n + 4)) if n <= BAR_QUERIES else 10.0
     figure = Figure(figsize=(width, 4.0), dpi=120)
     axes = figure.add_subplot()

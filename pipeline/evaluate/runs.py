@@ -37,11 +37,8 @@ class Ranking:
 
 
 def read_trec_fields(path: Path, names: Sequence[str], extra_allowed: bool = False) -> pl.DataFrame:
-    """A ``line`` column and the whitespace-separated fields ``names``, read streaming.
-
-    Blank lines, lines whose first field starts with ``#`` and a leading BOM are skipped; a
-    line with another number of fields (more is fine when ``extra_allowed``) raises.
-    """
+    """A ``line`` column and the whitespace-separated fields ``names``, read streaming; blank
+    and ``#`` lines are skipped, other numbers of fields (more: if ``extra_allowed``) raise."""
     fields = pl.col("text").str.extract_all(r"\S+")
     # \x1f (unit separator) never occurs in qrels or runs: each line is one text field.
     lines = pl.scan_csv(
