@@ -51,7 +51,20 @@ def reset(base: str) -> None:
 
 
 def make_input(path: Path, n: int, docs: int) -> None:
-    words = ["solar", "panel", "grid", "oven", "flour", "visa", "hotel", "tax", "refund", "bread", "travel", "cost"]
+    words = [
+        "solar",
+        "panel",
+        "grid",
+        "oven",
+        "flour",
+        "visa",
+        "hotel",
+        "tax",
+        "refund",
+        "bread",
+        "travel",
+        "cost",
+    ]
     rows = {
         "query_id": [f"q{i:06d}" for i in range(n)],
         "query": [f"{words[i % 12]} {words[(i * 7) % 12]}" for i in range(n)],
