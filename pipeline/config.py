@@ -130,6 +130,18 @@ class CacheConfig:
 
 
 @dataclass(slots=True)
+class EngineConfig:
+    """[engine]: what drives the requests. "local": one asyncio process (the default);
+    "ray": client actors on Ray (pipeline.run.ray_engine), for fleets of self-hosted
+    servers, many-core boxes and data lakes."""
+
+    kind: str = "local"  # local | ray
+    # ray: None starts Ray on this machine; "auto" or "ray://host:10001" joins a cluster.
+    address: str | None = None
+    workers: int | None = None  # ray: client actors; None: one per CPU of the cluster
+
+
+@dataclass(slots=True)
 class JobConfig:
     input: InputConfig = field(default_factory=InputConfig)
     provider: ProviderConfig = field(default_factory=ProviderConfig)
@@ -138,6 +150,7 @@ class JobConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     pricing: dict[str, float | str] = field(default_factory=dict)  # see accounting.prices
     cache: CacheConfig = field(default_factory=CacheConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
 
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
@@ -145,6 +158,7 @@ CHOICES = {
     "input.format": ("auto", "parquet", "jsonl"),
     "input.layout": ("grouped", "pairs"),
     "input.truncate": ("none", "end"),
+    "engine.kind": ("local", "ray"),
 }
 POSITIVE = {
     "input.batch_rows",
@@ -164,6 +178,7 @@ POSITIVE = {
     "output.flush_seconds",
     "limits.max_retry_time_s",
     "cache.max_age_days",
+    "engine.workers",
 }
 NOT_NEGATIVE = {"limits.max_retry_wait_s"}  # 0: retry at once (the server's Retry-After aside)
 BOM = "\ufeff"

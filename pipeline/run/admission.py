@@ -64,6 +64,18 @@ def admit(
     do), else `Admitted`. `seen` collects the query_ids admitted so far. `cache`: the
     job's score cache, consulted after the documents are cut to size.
     """
+    screened = screen(item, seen, earlier)
+    if not isinstance(screened, Query):
+        return screened
+    return plan(screened, settings, cache)
+
+
+def screen(
+    item: Query | Failure, seen: set[str], earlier: EarlierRuns | None = None
+) -> Query | Failure | None:
+    """The first half of `admit`, the part that needs the whole input in order (an engine
+    that plans elsewhere screens here): a `Failure` for a bad row or a repeated query_id,
+    None for what `earlier` finished or recorded, else the query to `plan`."""
     if isinstance(item, Failure):
         return None if earlier is not None and earlier.failure_recorded(item.source) else item
     qid = item.query_id
@@ -81,6 +93,13 @@ def admit(
     seen.add(qid)
     if earlier is not None and earlier.is_done(qid):
         return None
+    return item
+
+
+def plan(item: Query, settings: RunSettings, cache: ScoreCache | None = None) -> Admitted:
+    """The second half of `admit`: documents cut to size or failed, the cache consulted,
+    the rest planned into chunks. Depends on the query alone."""
+    qid = item.query_id
     doc_tokens = estimate_tokens_many(item.documents)  # once, for both steps below
     problem = fit_documents(item, settings.max_doc_tokens, settings.truncate, doc_tokens)
     if problem is not None:

@@ -12,30 +12,43 @@ not by the input.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 from pipeline.call.client import ChunkFailed, RerankClient
 from pipeline.errors import AuthError, EndpointUnusable, InputError, OutputError
 from pipeline.merge import PendingQuery
 from pipeline.progress import Progress
-from pipeline.read import InputReader
+from pipeline.read.layouts import Item
 from pipeline.records import Chunk, ChunkScores
 from pipeline.run.queries import QueryBook
 from pipeline.run.stopping import StopControl
-from pipeline.write import OutputWriter
+
+
+class ItemSource(Protocol):
+    """The input as the engine reads it (`InputReader`, or a Ray actor's batch)."""
+
+    def batches(self) -> Iterator[list[Item]]: ...
+
+
+class Flushing(Protocol):
+    """The writer as the engine drives it (`OutputWriter`, or a Ray actor's recorder)."""
+
+    async def maybe_flush(self) -> None: ...
 
 
 class AsyncEngine:
     def __init__(
         self,
-        reader: InputReader,
+        reader: ItemSource,
         book: QueryBook,
         client: RerankClient,
-        writer: OutputWriter,
+        writer: Flushing,
         progress: Progress,
         *,
         workers: int,
         flush_seconds: float,
+        signals: bool = True,
     ):
         self.reader = reader
         self.book = book
@@ -44,6 +57,7 @@ class AsyncEngine:
         self.progress = progress
         self.n_workers = workers
         self.flush_seconds = flush_seconds
+        self.signals = signals  # False: leave SIGINT/SIGTERM alone (a Ray actor's engine)
         self.stop = StopControl()
         self.input_error: InputError | None = None  # a file that became unreadable mid-run
         self.output_error: OutputError | None = None  # the output could not be written
@@ -52,7 +66,7 @@ class AsyncEngine:
         """Until the input is done, or a stop (signal, 401/403, a tripped endpoint breaker,
         unreadable input) is over."""
         queue: asyncio.Queue[Chunk | None] = asyncio.Queue(maxsize=2 * self.n_workers)
-        restore = self.stop.install_signal_handlers()
+        restore = self.stop.install_signal_handlers() if self.signals else (lambda: None)
         ticker = asyncio.create_task(self._tick())
         try:
             workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.n_workers)]

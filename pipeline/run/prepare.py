@@ -12,11 +12,13 @@ written beside the output. Nothing is sent and no output row is written here.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.cache import ScoreCache, check_pointwise, open_cache
 from pipeline.config import JobConfig, to_toml
+from pipeline.errors import SetupError
 from pipeline.preflight import (
     check_ca_bundle,
     check_chunk_size,
@@ -57,6 +59,7 @@ def prepare_job(
     check_chunk_size(cfg, adapter, settings.max_docs)
     check_eval(cfg)
     check_pointwise(cfg.cache, settings.profile)
+    check_engine(cfg)
     reader = open_input(cfg.input)
     reader.check()
     out_dir = Path(cfg.output.dir)
@@ -65,3 +68,19 @@ def prepare_job(
     cache = open_cache(cfg, adapter, url, model)
     (out_dir / "job.resolved.toml").write_text(to_toml(cfg), encoding="utf-8")
     return PreparedJob(cfg, settings, key, key_env, model, url, reader, resume, out_dir, cache)
+
+
+def check_engine(cfg: JobConfig) -> None:
+    """`[engine] kind = "ray"` needs Ray installed, and runs without a score cache."""
+    if cfg.engine.kind != "ray":
+        return
+    if importlib.util.find_spec("ray") is None:
+        raise SetupError(
+            'engine.kind = "ray" needs Ray, an optional extra: pip install -e ".[ray]" '
+            '(or pip install "ray[data]")'
+        )
+    if cfg.cache.path is not None:
+        raise SetupError(
+            'engine.kind = "ray" does not use a score cache yet: remove [cache] or run with '
+            'engine.kind = "local"'
+        )

@@ -17,6 +17,8 @@ each chunk answer is handed to the cache to be stored.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from pipeline.accounting.stats import JobStats
 from pipeline.cache import ScoreCache
 from pipeline.call.client import ChunkFailed
@@ -24,10 +26,27 @@ from pipeline.chunk import plan_final_pass
 from pipeline.errors import ProviderError
 from pipeline.merge import PendingQuery
 from pipeline.progress import Progress
-from pipeline.records import Chunk, ChunkScores, Failure, Query
+from pipeline.records import Chunk, ChunkScores, Failure, Query, UsageRecord
 from pipeline.run.admission import Admitted, EarlierRuns, admit
 from pipeline.run.settings import RunSettings
-from pipeline.write import OutputWriter
+
+
+class RowSink(Protocol):
+    """Where the book puts rows: the `OutputWriter`, or a Ray actor's recorder that hands
+    them to the driver's writer."""
+
+    def add_ranked_columns(
+        self,
+        query: Query,
+        positions: list[int],
+        scores: list[float],
+        chunk_scores: list[float] | None = None,
+        final_scores: list[float | None] | None = None,
+    ) -> None: ...
+
+    def add_failure(self, failure: Failure) -> None: ...
+
+    def add_usage(self, usage: UsageRecord) -> None: ...
 
 
 class QueryBook:
@@ -35,7 +54,7 @@ class QueryBook:
         self,
         settings: RunSettings,
         stats: JobStats,
-        writer: OutputWriter,
+        writer: RowSink,
         progress: Progress,
         earlier: EarlierRuns | None,
         cache: ScoreCache | None = None,

@@ -13,13 +13,16 @@ here. The end: summary.json (`pipeline.accounting.summary`) and an `Outcome`.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from pipeline.accounting.stats import JobStats
 from pipeline.accounting.summary import job_summary, write_summary
 from pipeline.cache.summary import run_block
 from pipeline.call.breaker import EndpointBreaker
 from pipeline.call.client import RerankClient
 from pipeline.call.http import HttpTransport
-from pipeline.errors import OutputError
+from pipeline.config import JobConfig
+from pipeline.errors import InputError, OutputError
 from pipeline.limit import Limits
 from pipeline.progress import Progress
 from pipeline.providers.local import LocalTransport
@@ -27,18 +30,24 @@ from pipeline.run.engine import AsyncEngine
 from pipeline.run.outcome import Outcome, outcome_of, run_status
 from pipeline.run.prepare import PreparedJob
 from pipeline.run.queries import QueryBook
+from pipeline.run.stopping import StopControl
 from pipeline.transport import Transport
 from pipeline.write import OutputWriter
 
 
 def open_transport(job: PreparedJob) -> Transport:
     """The job's own transport: in process for `local`, else HTTP to its URL."""
-    if job.cfg.provider.kind == "local":
+    return make_transport(job.cfg, job.url, job.key)
+
+
+def make_transport(cfg: JobConfig, url: str, key: str | None) -> Transport:
+    """A transport for the job (a Ray client actor opens its own with this)."""
+    if cfg.provider.kind == "local":
         return LocalTransport()
-    lim, provider = job.cfg.limits, job.cfg.provider
+    lim, provider = cfg.limits, cfg.provider
     return HttpTransport(
-        job.url,
-        job.key,
+        url,
+        key,
         lim.max_concurrency,
         lim.timeout_s,
         lim.connect_timeout_s,
@@ -52,6 +61,10 @@ async def run_job(
     job: PreparedJob, *, transport: Transport | None = None, quiet: bool = False
 ) -> Outcome:
     """Run a prepared job to its end (or a stop) and write summary.json."""
+    if job.cfg.engine.kind == "ray":
+        from pipeline.run.ray_engine import run_on_ray  # Ray is an optional extra
+
+        return await run_on_ray(job, quiet=quiet)
     cfg, lim = job.cfg, job.cfg.limits
     stats = JobStats()
     progress = Progress(stats, total=job.reader.count_queries(), quiet=quiet)
@@ -114,10 +127,21 @@ async def run_job(
             engine.output_error = engine.output_error or exc
         if job.cache is not None:
             job.cache.close()  # stores what is queued: its counts are final below
-    return _finish(job, stats, book, engine)
+    return finish(job, stats, engine, book.in_flight, {"kind": "local"})
 
 
-def _finish(job: PreparedJob, stats: JobStats, book: QueryBook, engine: AsyncEngine) -> Outcome:
+class Stopped(Protocol):
+    """How an engine ended (`AsyncEngine`, `RayEngine`)."""
+
+    stop: StopControl
+    input_error: InputError | None
+    output_error: OutputError | None
+
+
+def finish(
+    job: PreparedJob, stats: JobStats, engine: Stopped, in_flight: int, engine_block: dict
+) -> Outcome:
+    """summary.json (its `engine` block names the engine that ran) and the outcome."""
     settings, stop = job.settings, engine.stop
     provider = {
         "kind": job.cfg.provider.kind,
@@ -139,10 +163,11 @@ def _finish(job: PreparedJob, stats: JobStats, book: QueryBook, engine: AsyncEng
             interrupted=interrupted,
             output_error=output_error,
         ),
-        in_flight=book.in_flight,
+        in_flight=in_flight,
         ranked_earlier=job.resume.ranked_earlier,
         failed_earlier=job.resume.failed_earlier,
     )
+    summary["engine"] = engine_block
     if job.cache is not None:
         summary["cache"] = run_block(
             job.cache, summary, job.cfg.provider.kind, job.model, job.cfg.pricing
