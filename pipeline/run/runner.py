@@ -34,7 +34,7 @@ from pipeline.write import OutputWriter
 def open_transport(job: PreparedJob) -> Transport:
     """The job's own transport: in process for `local`, else HTTP to its URL."""
     if job.cfg.provider.kind == "local":
-        return LocalTransport()
+        return LocalTransport(job.cfg.provider.model)
     lim, provider = job.cfg.limits, job.cfg.provider
     return HttpTransport(
         job.url,
