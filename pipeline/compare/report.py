@@ -111,8 +111,8 @@ def _money(usd: float | None) -> str:
 
 
 def _delta(value: float) -> str:
-    # A difference of float noise (sums in another order) is no difference: no "-0.0000".
-    return f"{0.0 if abs(value) <= UNCHANGED_TOLERANCE else value:+.4f}"
+    # What rounds to nothing shows as nothing, not as "-0.0000" (float noise included).
+    return f"{0.0 if round(value, 4) == 0 else value:+.4f}"
 
 
 def _render(rows: list[list[str]]) -> list[str]:
@@ -193,14 +193,14 @@ def format_table(summary: dict) -> str:
     q = summary["queries"]
     lines = _metric_rows(summary)
     lines.append(
-        f"({q['evaluated']:,} paired queries; relevant = label >= {threshold}; each system: mean, "
-        f"delta vs {FIRST_STAGE}, * p < {SIGNIFICANCE_LEVEL} (two-sided {test}, not corrected "
-        f"for the number of metrics or systems); last two columns: the two best by {primary})"
+        f"({q['evaluated']:,} paired queries; relevant = label >= {threshold}; per system: mean, "
+        f"delta vs {FIRST_STAGE}, * p < {SIGNIFICANCE_LEVEL},\n two-sided {test}, not corrected "
+        f"for the number of metrics or systems; last two columns: the two best by {primary})"
     )
     lines += ["", *_system_rows(summary)]
     lines.append(
         "(cost: answered requests only, at each job's price; $/1k q per +0.01: the cost per "
-        f"1,000 queries over the {primary} gained on {FIRST_STAGE}, in hundredths; - no gain)"
+        f"1,000 queries\n for each +0.01 of {primary} over {FIRST_STAGE}; -: no gain)"
     )
     lines += ["", f"queries where the systems disagree most ({primary}, spread = max - min):"]
     lines += _disagreement_rows(summary)
