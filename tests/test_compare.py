@@ -394,3 +394,25 @@ def test_the_readme_shows_the_sample_comparison(tmp_path, monkeypatch):
 
     assert comparable(table) == comparable(shown)
     assert len(comparable(shown)) > 30
+
+
+def test_the_scale_benchmark_writes_what_compare_reads(tmp_path):
+    # benchmarks/compare_scale.py generates its directories itself; they must stay ones
+    # compare reads as a run's (committed parts, manifest, resolved job with a price).
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "compare_scale", REPO / "benchmarks/compare_scale.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    dirs = bench.write_output_dirs(tmp_path, systems=3, queries=50, rows_per_part=120)
+    bench._eval_scale().write_qrels(tmp_path / "qrels.txt", queries=50, chunk=20)
+    summary = compare_output_dirs(dirs, tmp_path / "qrels.txt", tmp_path / "c", print_table=False)
+    assert summary["queries"]["evaluated"] == 50 and summary["warnings"] == []
+    assert len({summary["mean"][n]["ndcg@10"] for n in summary["systems"]}) == 4
+    for s, outdir in enumerate(dirs):
+        usage = pl.read_parquet(outdir / "usage" / "*.parquet")
+        expected = usage["total_tokens"].sum() * bench.PRICES[s] / 1e6
+        assert summary["costs"][f"system{s}"]["usd"] == pytest.approx(expected, abs=1e-9)
