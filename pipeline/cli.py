@@ -23,7 +23,7 @@ from pipeline.text import plural
 
 EXIT_STATUSES = """\
 exit status:
-  0    every query ranked (estimate, report, eval: done)
+  0    every query ranked (estimate, report, eval, compare: done)
   1    some queries failed: see OUTDIR/failures/; --retry-failed runs the transient ones again
   2    the job, input or setup is invalid (nothing was sent), or the output could not be
        written (the work committed before is saved: run again to resume)

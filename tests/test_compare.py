@@ -316,6 +316,7 @@ def test_bad_arguments_exit_2_with_one_line(world, tmp_path, capsys):
         ([a, b, "--names", "x,first_stage"], "'first_stage' cannot name a system"),
         ([a, b, "--names", "x,x"], "a name is given twice"),
         ([a, str(tmp_path / "nope")], "output directory not found"),
+        ([a, a + "/"], "the same output directory is given twice"),
     ]
     for extra, message in cases:
         assert main(["compare", *extra, "--qrels", qrels, "--out", str(tmp_path / "o")]) == 2
@@ -369,6 +370,7 @@ async def test_a_cut_output_whose_input_is_gone_is_vouched_for_by_its_job(world,
     warnings = " ".join(summary["warnings"])
     assert "first_stage is not the full first-stage ranking" in warnings
     assert "other: candidate lists not checked" in warnings and "same input files" in warnings
+    assert summary["inputs"]["candidates"].endswith("lists not checked for other (warnings)")
     # Beside an uncut directory of another input file, nothing vouches for it: refused.
     with pytest.raises(EvalInputError, match="cannot check that .*cut ranked the same candidates"):
         compare_output_dirs(

@@ -94,7 +94,7 @@ def _score_all(
             check_candidates(reference, found[reference.name], other, found[other.name], {})
     scored: dict[str, pl.DataFrame] = {}
     shortened: dict[str, int] = {}
-    first_stage: dict = {"from": reference.name}
+    first_stage: dict = {"from": reference.name, "unchecked": []}
     warnings: list[str] = []
     for i, system in enumerate(ordered):
         source = first_stage_source(system.outdir, system.rows)
@@ -107,8 +107,10 @@ def _score_all(
                 )
         if i and system.name not in found:  # a cut directory whose input cannot be read
             warnings.append(check_same_input(reference, system, str(source.why_not_input)))
+            first_stage["unchecked"].append(system.name)
         elif i and reference.name not in found:  # the reference is such a directory
             warnings.append(check_same_input(system, reference, str(first_stage["why_not"])))
+            first_stage["unchecked"].append(system.name)
         if not i:
             first_stage |= {"source": source.name, "input": source.input_path}
             first_stage["why_not"] = source.why_not_input
@@ -222,7 +224,12 @@ def compare_output_dirs(
             "qrels": str(qrels),
             "job_inputs": {s.name: s.describe_input() for s in systems},
             "candidates": "the same queries and candidate lists (ids, input order) in every "
-            "directory, checked",
+            "directory: "
+            + (
+                "checked"
+                if not first_stage["unchecked"]
+                else f"lists not checked for {', '.join(first_stage['unchecked'])} (warnings)"
+            ),
             "first_stage": first_stage,
         },
         "queries": coverage(query_ids, judged),

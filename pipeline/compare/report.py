@@ -208,7 +208,8 @@ def format_table(summary: dict) -> str:
     first = summary["inputs"]["first_stage"]
     origin = "job input" if first["source"] == "input" else "result rows, in input order"
     lines.append(
-        f"first stage: {first['from']}'s candidate lists ({origin}); same in every directory"
+        f"first stage: {first['from']}'s candidate lists ({origin}); "
+        + ("the same in every directory" if not first["unchecked"] else "see the warnings")
     )
     if q["ranked_without_judgments"] or q["judged_not_ranked"]:
         lines.append(

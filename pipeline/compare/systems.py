@@ -1,7 +1,7 @@
 """The output directories `compare` sets side by side: loaded, checked alike, scored.
 
 >>> system_names([Path("out/jina"), Path("runs/jina"), Path("out/cohere")], None)
-['out/jina', 'runs/jina', 'cohere']
+['out/jina', 'runs/jina', 'out/cohere']
 >>> system_names([Path("out/a"), Path("out/b")], "jina,cohere")
 ['jina', 'cohere']
 
@@ -38,7 +38,11 @@ _SEED = 0x5EED  # any fixed seed: signatures are only compared within one proces
 
 
 def system_names(outdirs: Sequence[Path], names: str | None) -> list[str]:
-    """``--names a,b,c``, else each directory's name (its path where two names clash)."""
+    """``--names a,b,c``, else each directory's name (every path, when two names clash)."""
+    resolved = [d.resolve() for d in outdirs]
+    if len(set(resolved)) < len(resolved):
+        again = next(d for d, r in zip(outdirs, resolved, strict=True) if resolved.count(r) > 1)
+        raise EvalInputError(f"the same output directory is given twice: {again}")
     if names is None:
         chosen = [d.name or str(d) for d in outdirs]
         if len(set(chosen)) < len(chosen):
