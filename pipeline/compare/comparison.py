@@ -87,42 +87,44 @@ def _score_all(
     the first stage, is an uncut directory when there is one."""
     ordered = sorted(systems, key=lambda s: s.top_n is not None)  # stable: uncut ones first
     reference = ordered[0]
+    ours = signatures(result_lists(reference), "input_rank") if reference.top_n is None else None
     # Uncut directories first, from their rows alone: a mismatch stops before any scoring.
-    found = {s.name: signatures(result_lists(s), "input_rank") for s in ordered if s.top_n is None}
-    for other in ordered[1:]:
-        if other.name in found:
-            check_candidates(reference, found[reference.name], other, found[other.name], {})
+    checked = {s.name for s in ordered[1:] if s.top_n is None}
+    for other in ordered[1:] if ours is not None else []:  # some uncut: the reference is
+        if other.name in checked:
+            theirs = signatures(result_lists(other), "input_rank")
+            check_candidates(reference, ours, other, theirs, {})
     scored: dict[str, pl.DataFrame] = {}
     shortened: dict[str, int] = {}
     first_stage: dict = {"from": reference.name, "unchecked": []}
     warnings: list[str] = []
     for i, system in enumerate(ordered):
-        source = first_stage_source(system.outdir, system.rows)
-        if system.top_n is not None and source.lists is not None:
-            found[system.name] = signatures(source.lists.lazy(), "position")
-            if i and reference.name in found:
-                lists = {system.name: source.lists}
-                check_candidates(
-                    reference, found[reference.name], system, found[system.name], lists
-                )
-        if i and system.name not in found:  # a cut directory whose input cannot be read
-            warnings.append(check_same_input(reference, system, str(source.why_not_input)))
-            first_stage["unchecked"].append(system.name)
-        elif i and reference.name not in found:  # the reference is such a directory
-            warnings.append(check_same_input(system, reference, str(first_stage["why_not"])))
-            first_stage["unchecked"].append(system.name)
+        source = first_stage_source(system.outdir, system.rows)  # a cut job's: its input
         if not i:
             first_stage |= {"source": source.name, "input": source.input_path}
             first_stage["why_not"] = source.why_not_input
+            if source.lists is not None:
+                ours = signatures(source.lists.lazy(), "position")
             if source.why_not_input:
                 warnings.append(
                     f"first_stage is not the full first-stage ranking: {reference.name}'s job "
                     f"cut its results to top_n = {reference.top_n} and its input cannot be "
                     f"read ({source.why_not_input}); it is the input order of the kept docs"
                 )
+        elif system.name not in checked and source.lists is not None and ours is not None:
+            theirs = signatures(source.lists.lazy(), "position")
+            check_candidates(reference, ours, system, theirs, {system.name: source.lists})
+        elif system.name not in checked:
+            # Its lists, or the reference's, cannot be read: only the jobs' inputs can vouch.
+            if source.lists is None:
+                warnings.append(check_same_input(reference, system, str(source.why_not_input)))
+            else:
+                warnings.append(check_same_input(system, reference, str(first_stage["why_not"])))
+            first_stage["unchecked"].append(system.name)
         frames, cut = score_system(system, source.lists, judgments, settings, depth, not i)
         scored |= frames
         shortened |= cut
+        del source  # a cut job's input lists: not alive while the next directory's are read
         if system.rows.score_rises:
             warnings.append(
                 f"{system.name}: {plural(system.rows.score_rises, 'query')} where a lower-"
