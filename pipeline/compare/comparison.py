@@ -90,8 +90,8 @@ def _score_all(
     ours = signatures(result_lists(reference), "input_rank") if reference.top_n is None else None
     # Uncut directories first, from their rows alone: a mismatch stops before any scoring.
     checked = {s.name for s in ordered[1:] if s.top_n is None}
-    for other in ordered[1:] if ours is not None else []:  # some uncut: the reference is
-        if other.name in checked:
+    for other in ordered[1:]:
+        if other.name in checked and ours is not None:  # ours: the reference is uncut too
             theirs = signatures(result_lists(other), "input_rank")
             check_candidates(reference, ours, other, theirs, {})
     scored: dict[str, pl.DataFrame] = {}
