@@ -418,3 +418,25 @@ def test_the_scale_benchmark_writes_what_compare_reads(tmp_path):
         usage = pl.read_parquet(outdir / "usage" / "*.parquet")
         expected = usage["total_tokens"].sum() * bench.PRICES[s] / 1e6
         assert summary["costs"][f"system{s}"]["usd"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_directory_whose_cost_cannot_be_accounted_is_compared_at_an_unknown_cost(
+    world, compared, tmp_path
+):
+    # A directory without usage/ parts or summary.json (copied by hand, say): the rankings
+    # still compare; its cost is unknown, never $0, and the table and warnings say why.
+    copy = tmp_path / "b-copy"
+    shutil.copytree(world["dirs"][1], copy)
+    (copy / "summary.json").unlink()
+    manifest = copy / "_manifest.jsonl"
+    lines = [json.loads(line) | {"usage": None} for line in manifest.read_text().splitlines()]
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    dirs = [world["dirs"][0], copy]
+    table = compare_table(dirs, world["qrels"], tmp_path / "o")
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    cost = summary["costs"]["b-copy"]
+    assert cost["usd"] is None and "no usage/ parts" in cost["from"]
+    assert cost["usd_per_1000_queries"] is None
+    assert any(w.startswith("b-copy: cost unknown") for w in summary["warnings"])
+    assert re.search(r"^b-copy .* unknown +\? +\? +\? +unknown +-$", table, re.MULTILINE), table
+    assert summary["mean"]["b-copy"] == compared["summary"]["mean"]["b"]

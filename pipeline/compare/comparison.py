@@ -55,6 +55,8 @@ from pipeline.evaluate.report import coverage, write_per_query
 from pipeline.evaluate.settings import DEFAULT_K, DEFAULT_TEST, EvalSettings
 from pipeline.text import plural
 
+CHART = "quality_vs_cost.png"
+
 
 def primary_metric(ks: Sequence[int]) -> str:
     """nDCG@10, or the nDCG cutoff closest to 10 (as ``eval``'s chart picks it).
@@ -164,18 +166,11 @@ def compare_output_dirs(
     cuts = [s.top_n for s in systems if s.top_n is not None]
     depth = min(cuts) if cuts else None
     frames, first_stage, warnings = _score_all(systems, judgments, settings, depth)
-    out = Path(out) if out is not None else outdirs[0].parent / "compare"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EvalInputError(f"cannot create output folder {out} ({exc.strerror})") from None
-
-    metrics, primary = settings.metrics, primary_metric(settings.ks)
+    metrics, primary, test = settings.metrics, primary_metric(settings.ks), settings.significance
     names_ = [s.name for s in systems]
     mean = {n: {m: f[m].rechunk().mean() or 0.0 for m in metrics} for n, f in frames.items()}
     best = {m: max(names_, key=lambda n: mean[n][m]) for m in metrics}  # ties: the first given
     by_primary = sorted(names_, key=lambda n: -mean[n][primary])
-    test = settings.significance
     tests = {
         "vs_first_stage": [
             {"baseline": FIRST_STAGE, "candidate": n}
@@ -185,18 +180,21 @@ def compare_output_dirs(
         "best_two": {"baseline": by_primary[1], "candidate": by_primary[0], "by": primary}
         | compare_systems(frames[by_primary[1]], frames[by_primary[0]], metrics, test),
     }
-    costs = {
-        s.name: system_cost(
-            s.outdir, len(query_ids), mean[s.name][primary] - mean[FIRST_STAGE][primary]
-        )
-        for s in systems
-    }
+    gains = {n: mean[n][primary] - mean[FIRST_STAGE][primary] for n in names_}
+    costs = {s.name: system_cost(s.outdir, len(query_ids), gains[s.name]) for s in systems}
+    warnings += [f"{n}: cost unknown, {c['from']}" for n, c in costs.items() if c["basis"] is None]
+
+    # Every check passed: only now is anything written.
+    out = Path(out) if out is not None else outdirs[0].parent / "compare"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EvalInputError(f"cannot create output folder {out} ({exc.strerror})") from None
     files = {"per_query": "per_query.parquet"}
     write_per_query(out / files["per_query"], frames, metrics)
-    chart, note = "quality_vs_cost.png", None
-    note = cost_chart(out / chart, {n: mean[n][primary] for n in frames}, costs, primary)
+    note = cost_chart(out / CHART, {n: mean[n][primary] for n in frames}, costs, primary)
     if note is None:
-        files["chart"] = chart
+        files["chart"] = CHART
     judged = judgments.frame["query_id"].unique().sort()
     summary: dict[str, Any] = {
         "schema_version": 1,

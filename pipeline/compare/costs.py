@@ -10,6 +10,8 @@ only answered requests are billed, at the job's ``[pricing]`` or list price; wha
 provider reported where it did, the estimate for answered requests it did not report.
 A cost per gain is scale-free: the cost per 1,000 queries divided by the metric's gain
 over the first stage in hundredths; None when the gain is not positive or the cost unknown.
+A directory whose cost cannot be accounted (no usage/ and no summary.json) has an unknown
+cost, ``from`` saying why, rather than stopping the comparison.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from pathlib import Path
 from pipeline.config import ConfigError
 from pipeline.estimate.calibrate import CalibrationError
 from pipeline.estimate.report import run_report
-from pipeline.evaluate import EvalInputError
 
 GAIN_STEP = 0.01
+PER_GAIN = "usd_per_1000_queries_per_0.01_gain"
 
 
 def per_gain(usd_per_1000: float | None, gain: float | None) -> float | None:
@@ -37,7 +39,11 @@ def system_cost(outdir: Path, queries: int, gain: float | None) -> dict:
     try:
         report = run_report(outdir)
     except (CalibrationError, ConfigError, OSError, ValueError) as exc:
-        raise EvalInputError(f"{outdir}: cannot account what it cost ({exc})") from None
+        # The rankings still compare: the cost is unknown (never $0), and says why.
+        fields = ["usd", "basis", "price", "tokens", "search_units", "requests"]
+        fields += ["requests_unanswered", "unanswered_usd_if_billed", "wall_seconds"]
+        unknown = dict.fromkeys(fields) | {"from": f"cannot account it: {exc}"}
+        return unknown | {"queries": queries, "usd_per_1000_queries": None} | {PER_GAIN: None}
     cost = report["cost"]
     usd = cost.get("usd")
     per_1000 = None if usd is None else round(usd * 1000 / queries, 9)
@@ -56,5 +62,5 @@ def system_cost(outdir: Path, queries: int, gain: float | None) -> dict:
         "wall_seconds": report["wall_seconds"],
         "queries": queries,
         "usd_per_1000_queries": per_1000,
-        "usd_per_1000_queries_per_0.01_gain": per_gain(per_1000, gain),
+        PER_GAIN: per_gain(per_1000, gain),
     }

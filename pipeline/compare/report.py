@@ -161,14 +161,17 @@ def _system_rows(summary: dict) -> list[str]:
         c = summary["costs"][name]
         billed = (
             f"{c['search_units']:,.0f} search units"
-            if c["basis"] == "search_units"
+            if c["basis"] == "search_units" and c["search_units"] is not None
+            else "?"
+            if c["tokens"] is None
             else f"{c['tokens']:,} tokens"
         )
         wall = "?" if c["wall_seconds"] is None else f"{c['wall_seconds']:,.1f}s"
+        requests = "?" if c["requests"] is None else f"{c['requests']:,}"
         cost = "$0 (self-hosted)" if c["basis"] == "none" else _money(c["usd"])
         row += [_delta(versus[name]["delta"]), _p(versus[name]["p_value"])]
         row += ["best" if name == best else _delta(delta), cost, billed]
-        row += [f"{c['requests']:,}", wall, _money(c["usd_per_1000_queries"])]
+        row += [requests, wall, _money(c["usd_per_1000_queries"])]
         row.append(_money(c["usd_per_1000_queries_per_0.01_gain"]).replace("unknown", "-"))
         rows.append(row)
     return _render(rows)
