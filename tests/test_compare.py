@@ -440,3 +440,39 @@ def test_a_directory_whose_cost_cannot_be_accounted_is_compared_at_an_unknown_co
     assert any(w.startswith("b-copy: cost unknown") for w in summary["warnings"])
     assert re.search(r"^b-copy .* unknown +\? +\? +\? +unknown +-$", table, re.MULTILINE), table
     assert summary["mean"]["b-copy"] == compared["summary"]["mean"]["b"]
+
+
+INTERRUPTED = """
+import os, signal, sys, time
+import pipeline.compare.comparison as comparison
+from pipeline.cli import main
+
+def ctrl_c(*args, **kwargs):  # as a terminal's Ctrl-C would, while compare works
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(30)
+
+comparison.compare_output_dirs = ctrl_c
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED, "compare", "a", "b", "--qrels", "q.txt", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert proc.returncode == 130
+    assert proc.stderr.startswith("interrupted: compare stopped") and proc.stderr.count("\n") == 1
+
+
+def test_quiet_prints_nothing(world, tmp_path, capsys):
+    dirs = [str(d) for d in world["dirs"][:2]]
+    out = tmp_path / "o"
+    assert main(["compare", *dirs, "--qrels", str(world["qrels"]), "--out", str(out), "-q"]) == 0
+    assert capsys.readouterr().out == "" and (out / "summary.json").is_file()
