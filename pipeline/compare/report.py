@@ -159,20 +159,21 @@ def _system_rows(summary: dict) -> list[str]:
             rows.append(row + ["", "", _delta(delta)] + ["-"] * 6)
             continue
         c = summary["costs"][name]
-        billed = (
-            f"{c['search_units']:,.0f} search units"
-            if c["basis"] == "search_units" and c["search_units"] is not None
-            else "?"
-            if c["tokens"] is None
-            else f"{c['tokens']:,} tokens"
-        )
+        if c["basis"] == "search_units" and c["search_units"] is not None:
+            billed = f"{c['search_units']:,.0f} search units"
+        else:
+            billed = "?" if c["tokens"] is None else f"{c['tokens']:,} tokens"
         wall = "?" if c["wall_seconds"] is None else f"{c['wall_seconds']:,.1f}s"
         requests = "?" if c["requests"] is None else f"{c['requests']:,}"
         cost = "$0 (self-hosted)" if c["basis"] == "none" else _money(c["usd"])
+        per_gain = c["usd_per_1000_queries_per_0.01_gain"]
+        if c["usd_per_1000_queries"] is not None and per_gain is None:
+            per_gain_text = "-"  # a known cost, but nothing gained to pay for
+        else:
+            per_gain_text = _money(per_gain)
         row += [_delta(versus[name]["delta"]), _p(versus[name]["p_value"])]
         row += ["best" if name == best else _delta(delta), cost, billed]
-        row += [requests, wall, _money(c["usd_per_1000_queries"])]
-        row.append(_money(c["usd_per_1000_queries_per_0.01_gain"]).replace("unknown", "-"))
+        row += [requests, wall, _money(c["usd_per_1000_queries"]), per_gain_text]
         rows.append(row)
     return _render(rows)
 
