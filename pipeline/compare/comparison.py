@@ -1,12 +1,21 @@
 """Compare reranked output directories of the same input: quality, significance and cost.
 
->>> import tempfile, pathlib
->>> from pipeline.compare.comparison import compare_output_dirs
->>> root = pathlib.Path(tempfile.mkdtemp())
->>> compare_output_dirs([root / "a"], root / "qrels.txt", print_table=False)
-Traceback (most recent call last):
-...
-pipeline.evaluate.errors.EvalInputError: give at least two output directories to compare (eval evaluates one)
+>>> import asyncio, tempfile, pathlib
+>>> from pipeline.config import JobConfig, to_toml
+>>> from pipeline.records import Query
+>>> from pipeline.write import OutputWriter
+>>> root, query = pathlib.Path(tempfile.mkdtemp()), Query("q1", "?", list("abc"), ["d1", "d2", "d3"], "")
+>>> for name, order in (("bm25", [2, 0, 1]), ("dense", [1, 2, 0])):  # two jobs' outputs
+...     writer = OutputWriter(root / name, include_text=False)
+...     writer.add_ranked_columns(query, order, [0.9, 0.5, 0.1])
+...     asyncio.run(writer.close())
+...     cfg = JobConfig()
+...     cfg.input.path, cfg.output.dir, cfg.provider.kind = "in.jsonl", str(root / name), "local"
+...     _ = (root / name / "job.resolved.toml").write_text(to_toml(cfg))
+>>> _ = (root / "qrels.txt").write_text("q1 0 d2 1\\n")
+>>> summary = compare_output_dirs([root / "bm25", root / "dense"], root / "qrels.txt", k=[1], print_table=False)
+>>> [round(summary["mean"][name]["mrr"], 4) for name in summary["systems"]]
+[0.5, 0.3333, 1.0]
 
 ``compare_output_dirs`` loads every directory (``systems.load_system``), refuses ones
 that ranked other queries or other candidate lists, scores each system's ranking and the
