@@ -23,7 +23,7 @@ from pipeline.text import plural
 
 EXIT_STATUSES = """\
 exit status:
-  0    every query ranked (estimate, report, eval: done)
+  0    every query ranked (estimate, report, eval, compare: done)
   1    some queries failed: see OUTDIR/failures/; --retry-failed runs the transient ones again
   2    the job, input or setup is invalid (nothing was sent), or the output could not be
        written (the work committed before is saved: run again to resume)
@@ -78,10 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from pipeline.compare.command import add_compare_parser
     from pipeline.estimate.command import add_estimate_parser, add_report_parser
     from pipeline.evaluate.command import add_eval_parser
 
     add_eval_parser(sub)
+    add_compare_parser(sub)
     add_estimate_parser(sub)
     add_report_parser(sub)
     from pipeline.cache.command import add_cache_parser

@@ -23,6 +23,7 @@ from typing import Any
 from pipeline.accounting.prices import PricingError, check_pricing
 from pipeline.errors import ConfigError
 from pipeline.providers import known_kinds
+from pipeline.providers.local import bm25_parameters
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -340,6 +341,11 @@ def validate(cfg: JobConfig) -> None:
         raise ConfigError(
             f"provider.kind = {cfg.provider.kind!r}: must be one of {', '.join(known_kinds())}"
         )
+    if cfg.provider.kind == "local":
+        try:
+            bm25_parameters(cfg.provider.model)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     try:
         check_pricing(cfg.pricing)
     except PricingError as exc:

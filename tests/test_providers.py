@@ -555,6 +555,28 @@ def test_local_window_matches_its_request_size():
     assert model_profile("local", None).window == get_adapter("local").spec.max_docs_per_request
 
 
+async def test_local_model_sets_bm25_parameters_and_a_bad_one_is_refused_at_load():
+    from pipeline.config import ConfigError, load_job_text
+    from pipeline.providers.local import LocalTransport
+
+    query = "solar panel"
+    # Length normalisation decides: the long doc repeats the term, the short one has it once.
+    docs = ["solar panel " + "filler words here " * 30 + "solar solar", "solar panel roof"]
+    body = j({"query": query, "documents": docs, "top_n": 2})
+
+    async def order(model):
+        answer = orjson.loads((await LocalTransport(model).post(body)).body)
+        return [r["index"] for r in answer["results"]]
+
+    assert await order(None) == await order("bm25") == await order("some-hosted-model")
+    assert await order("bm25:b=0") != await order(None)  # no length normalisation: long wins
+    base = '[input]\npath = "in.jsonl"\n[output]\ndir = "out"\n[provider]\nkind = "local"\n'
+    assert load_job_text(base + 'model = "bm25:k1=0.9,b=0.4"').provider.model
+    for bad in ("bm25:k=1", "bm25:b=1.5", "bm25;k1=1"):
+        with pytest.raises(ConfigError, match="provider.model = .*bm25:k1=0.9,b=0.4"):
+            load_job_text(base + f'model = "{bad}"')
+
+
 @pytest.mark.parametrize(
     "module", ["base", "cohere", "voyage", "xinference", "tei", "selfhosted", "models", "__init__"]
 )

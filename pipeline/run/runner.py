@@ -43,7 +43,7 @@ def open_transport(job: PreparedJob) -> Transport:
 def make_transport(cfg: JobConfig, url: str, key: str | None) -> Transport:
     """A transport for the job (a Ray client actor opens its own with this)."""
     if cfg.provider.kind == "local":
-        return LocalTransport()
+        return LocalTransport(cfg.provider.model)
     lim, provider = cfg.limits, cfg.provider
     return HttpTransport(
         url,
