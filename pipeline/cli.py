@@ -65,7 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace an output directory written by a different job",
+        help="start over: delete this tool's earlier outputs in output.dir (never other files)",
+    )
+    run.add_argument(
+        "--accept-changed-input",
+        action="store_true",
+        help="resume although the input files changed (repaired): finished queries are kept",
     )
     run.add_argument(
         "--retry-failed",
@@ -94,7 +99,12 @@ def _add_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         cfg = load_job(args.job, args.overrides)
-        job = prepare_job(cfg, overwrite=args.overwrite, retry_failed=args.retry_failed)
+        job = prepare_job(
+            cfg,
+            overwrite=args.overwrite,
+            retry_failed=args.retry_failed,
+            accept_changed_input=args.accept_changed_input,
+        )
         if args.retry_failed and not args.quiet:
             print(
                 f"retrying {plural(job.resume.retrying, 'query')} that failed with transient errors",

@@ -12,7 +12,6 @@ unless `--overwrite` is given, so outputs of two jobs are never mixed.
 from __future__ import annotations
 
 import hashlib
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from pipeline.config import JobConfig
 from pipeline.errors import SetupError
 from pipeline.read import resolve_sources
 from pipeline.write import DATASETS, committed_parts, drop_retryable_failures
+from pipeline.write.ownership import clear_our_outputs, foreign_files
 from pipeline.write.parts import MANIFEST
 
 JOB_FILE = "_job.json"
@@ -79,26 +79,31 @@ class ResumeState:
 
 
 def prepare_resume(
-    out_dir: Path, cfg: JobConfig, *, overwrite: bool, retry_failed: bool
+    out_dir: Path,
+    cfg: JobConfig,
+    *,
+    overwrite: bool,
+    retry_failed: bool,
+    accept_changed_input: bool = False,
 ) -> ResumeState:
     identity = job_identity(cfg)
     job_file = out_dir / JOB_FILE
-    if job_file.exists():
-        earlier = orjson.loads(job_file.read_bytes())
-        if overwrite:
-            clear_outputs(out_dir)
-        elif earlier.get("fingerprint") != fingerprint(identity):
-            diff = _differences(earlier.get("identity", {}), identity)
-            raise SetupError(
-                f"output.dir {str(out_dir)!r} holds the output of a different job ({diff}); "
-                "choose another output.dir, or pass --overwrite to replace it"
-            )
-    elif overwrite:
-        clear_outputs(out_dir)
+    if overwrite:
+        clear_our_outputs(out_dir)  # refuses, naming them, where other files would go too
+    elif job_file.exists():
+        earlier = orjson.loads(job_file.read_bytes()).get("identity", {})
+        if fingerprint(earlier) != fingerprint(identity):
+            _check_same_job(out_dir, earlier, identity, accept_changed_input)
     elif any((out_dir / name).exists() and any((out_dir / name).iterdir()) for name in DATASETS):
+        foreign = foreign_files(out_dir)
+        what = (
+            f"files this tool did not write ({', '.join(foreign[:5])})"
+            if foreign
+            else ("part files without this tool's job record")
+        )
         raise SetupError(
-            f"output.dir {str(out_dir)!r} already holds files not written by this tool's job "
-            "record; choose another output.dir, or pass --overwrite to replace it"
+            f"output.dir {str(out_dir)!r} already holds {what}; choose another output.dir"
+            + ("" if foreign else ", or pass --overwrite to delete them and start over")
         )
     job_file.write_bytes(
         orjson.dumps(
@@ -130,12 +135,29 @@ def prepare_resume(
     return state
 
 
-def clear_outputs(out_dir: Path) -> None:
-    for name in DATASETS:
-        shutil.rmtree(out_dir / name, ignore_errors=True)
-    for name in (MANIFEST, JOB_FILE, "summary.json", "job.resolved.toml"):
-        (out_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(out_dir / "eval", ignore_errors=True)
+def _check_same_job(out_dir: Path, earlier: dict, identity: dict, accept_changed: bool) -> None:
+    """Refuse another job's directory. A job whose only change is its input files (sizes,
+    names: a repaired input) resumes with `accept_changed`: finished queries are kept, and
+    the rest is read from the files as they are now."""
+    diff = _differences(earlier, identity)
+    only_files = _without_files(earlier) == _without_files(identity)
+    if only_files and accept_changed:
+        return
+    hint = (
+        "if you repaired the input, pass --accept-changed-input to keep the finished "
+        "queries and run the rest; otherwise "
+        if only_files
+        else ""
+    )
+    raise SetupError(
+        f"output.dir {str(out_dir)!r} holds the output of a different job ({diff}); {hint}"
+        "choose another output.dir, or pass --overwrite to start over (it deletes only "
+        "this tool's own outputs)"
+    )
+
+
+def _without_files(identity: dict) -> dict:
+    return {**identity, "input": {**identity.get("input", {}), "files": None}}
 
 
 def _repair_manifest(out_dir: Path) -> None:

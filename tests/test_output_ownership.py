@@ -88,3 +88,19 @@ def test_a_repaired_input_resumes_with_accept_changed_input(tmp_path, capsys, mo
     record = orjson.loads((out / "_job.json").read_bytes())
     assert record["identity"]["input"]["files"][0][1] == path.stat().st_size
     assert main(["run", str(job), "--quiet"]) == EXIT_OK
+
+
+def test_report_after_a_resume_describes_the_whole_directory(tmp_path, capsys):
+    path = write_grouped_parquet(tmp_path / "in.parquet", make_queries(5, 4, seed=84))
+    out = tmp_path / "out"
+    job = local_job(tmp_path, path, out)
+    assert main(["run", job, "--quiet"]) == EXIT_OK
+    assert main(["run", job, "--quiet"]) == EXIT_OK  # a resume: everything done earlier
+    capsys.readouterr()
+    assert main(["report", str(out)]) == EXIT_OK
+    table = capsys.readouterr().out
+    assert "ranked 5  failed 0  (the whole directory)" in table
+    assert "last run: read 5, ranked 0, skipped 5 done earlier" in table
+    assert main(["report", str(out), "--json"]) == EXIT_OK
+    queries = orjson.loads(capsys.readouterr().out)["queries"]
+    assert (queries["ranked"], queries["last_run"]["ranked"]) == (5, 0)

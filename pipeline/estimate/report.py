@@ -63,7 +63,9 @@ def run_report(out_dir: Path) -> dict:
     report = {
         "output_dir": str(out_dir),
         "provider": {"kind": kind, "model": model},
-        "queries": summary.get("queries"),
+        # The whole directory (earlier runs included, as usage/ is); `last_run` is the
+        # last invocation's own counts (a resume that found everything done ranks 0).
+        "queries": _directory_queries(summary),
         "requests": usage.height,
         "requests_answered": answered.height,
         "requests_failed": usage.height - answered.height,
@@ -140,15 +142,36 @@ def _usage(out_dir: Path, summary: dict) -> Any:  # a polars DataFrame, typed as
     )
 
 
+def _directory_queries(summary: dict) -> dict | None:
+    last = summary.get("queries")
+    if last is None:
+        return None
+    totals = summary.get("output_dir_totals") or {}
+    return {
+        "ranked": totals.get("ranked", last.get("ranked")),
+        "failed": totals.get("failed", last.get("failed")),
+        "last_run": last,
+    }
+
+
+def _queries_line(q: dict) -> str:
+    line = f"queries   ranked {q['ranked']:,}  failed {q['failed']:,}  (the whole directory)"
+    last = q.get("last_run") or {}
+    if last.get("skipped_already_done"):
+        line += (
+            f"; last run: read {last['read']:,}, ranked {last['ranked']:,}, "
+            f"skipped {last['skipped_already_done']:,} done earlier"
+        )
+    return line
+
+
 def format_report(report: dict) -> str:
     t, su, cost = report["tokens"], report["search_units"], report["cost"]
     q = report.get("queries") or {}
     p = report["provider"]
     lines = [
         f"run       {report['output_dir']}  ({p['kind']}, {p['model'] or 'server default model'})",
-        f"queries   ranked {q.get('ranked', '?'):,}  failed {q.get('failed', '?'):,}"
-        if q
-        else "queries   (no summary.json)",
+        _queries_line(q) if q else "queries   (no summary.json)",
         f"requests  {report['requests']:,} ({report['requests_failed']:,} not answered), "
         f"{plural(report['attempts'], 'attempt')} ({plural(report['retries'], 'retry')})",
         f"tokens    {_reported(t['reported'])}  estimated {t['estimated']:,}"

@@ -48,7 +48,11 @@ class PreparedJob:
 
 
 def prepare_job(
-    cfg: JobConfig, *, overwrite: bool = False, retry_failed: bool = False
+    cfg: JobConfig,
+    *,
+    overwrite: bool = False,
+    retry_failed: bool = False,
+    accept_changed_input: bool = False,
 ) -> PreparedJob:
     settings = resolve_settings(cfg)
     adapter = settings.adapter
@@ -64,7 +68,13 @@ def prepare_job(
     reader.check()
     out_dir = Path(cfg.output.dir)
     prepare_output_dir(out_dir)
-    resume = prepare_resume(out_dir, cfg, overwrite=overwrite, retry_failed=retry_failed)
+    resume = prepare_resume(
+        out_dir,
+        cfg,
+        overwrite=overwrite,
+        retry_failed=retry_failed,
+        accept_changed_input=accept_changed_input,
+    )
     cache = open_cache(cfg, adapter, url, model)
     (out_dir / "job.resolved.toml").write_text(to_toml(cfg), encoding="utf-8")
     return PreparedJob(cfg, settings, key, key_env, model, url, reader, resume, out_dir, cache)
