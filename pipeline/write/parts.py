@@ -32,7 +32,10 @@ from pipeline.write.manifest import (
 __all__ = ["DATASETS", "MANIFEST", "OutputWriter", "committed_parts", "drop_retryable_failures"]
 
 _ONE = 1
-FLUSH_ROWS = 20_000  # rows of one dataset buffered before a commit (output.flush_rows)
+# Rows of one dataset buffered before a commit (output.flush_rows). Not larger: encoding a
+# part costs memory with its size (100,000-row commits raised a 100k-query run's peak RSS
+# from 187 to 270 MB); large part *files* come from compaction instead.
+FLUSH_ROWS = 20_000
 
 RESULTS_SCHEMA = pa.schema(
     [
