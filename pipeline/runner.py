@@ -32,13 +32,14 @@ from pipeline.chunk import (
     plan_chunks,
 )
 from pipeline.config import JobConfig, to_toml
+from pipeline.ledger import QueryLedger
 from pipeline.limit import Limits
 from pipeline.merge import PendingQuery
 from pipeline.progress import Progress
 from pipeline.providers import get_adapter
 from pipeline.providers.models import model_profile
 from pipeline.read import InputError, open_input
-from pipeline.records import Chunk, Failure, Query
+from pipeline.records import Chunk, Failure, Finished, Query
 from pipeline.resume import ResumeState, prepare_resume
 from pipeline.setup import (
     check_chunk_size,
@@ -94,7 +95,6 @@ class JobRun:
         self.out_dir = Path(cfg.output.dir)
         self.stats = JobStats()
         self.pending: dict[int, PendingQuery] = {}  # id(query) -> its state, while in flight
-        self.seen: set[str] = set()
         self.stopping = asyncio.Event()
         self.stop_now = asyncio.Event()  # a second Ctrl-C: give up the grace period
         self.fatal: BaseException | None = None
@@ -113,6 +113,7 @@ class JobRun:
         self.resume: ResumeState = prepare_resume(
             self.out_dir, self.cfg, overwrite=self.overwrite, retry_failed=self.retry_failed
         )
+        self.seen: QueryLedger = self.resume.ledger  # finished ids, then the ids seen here
         (self.out_dir / "job.resolved.toml").write_text(to_toml(self.cfg), encoding="utf-8")
 
     def _transport(self) -> Transport:
@@ -164,7 +165,8 @@ class JobRun:
             restore()
             await transport.close()
             self.progress.close()
-            await self.writer.close()
+            await self.writer.close(compact=not self.stopping.is_set())
+            self.seen.close()
         return self._finish()
 
     async def _supervise(self, producer: asyncio.Task, workers: list[asyncio.Task]) -> None:
@@ -214,7 +216,7 @@ class JobRun:
             await queue.put(None)
 
     async def _feed(self, queue: asyncio.Queue) -> None:
-        batches = self.reader.batches()
+        batches = self.reader.batches(self.seen)
         while not self.stopping.is_set():
             batch = await asyncio.to_thread(next, batches, None)
             if batch is None:
@@ -226,8 +228,13 @@ class JobRun:
                     await queue.put(chunk)
             await self.writer.maybe_flush()
 
-    def _admit(self, item: Query | Failure) -> list[Chunk]:
+    def _admit(self, item: Query | Failure | Finished) -> list[Chunk]:
         """Account for one input item; return the chunks to send for it (maybe none)."""
+        if isinstance(item, Finished):  # rows the reader skipped unread: done earlier
+            self.stats.queries_read += item.count
+            self.stats.queries_skipped += item.count
+            self.progress.skip(item.count)
+            return []
         self.stats.queries_read += 1
         if isinstance(item, Failure):
             if self.resume.failure_recorded(item.source):
@@ -236,7 +243,7 @@ class JobRun:
                 self._fail(item)
             return []
         qid = item.query_id
-        if qid in self.seen:
+        if not self.seen.first_sight(qid):
             if self.resume.failure_recorded(item.source):
                 self.stats.queries_skipped += 1
             else:
@@ -251,7 +258,6 @@ class JobRun:
                     )
                 )
             return []
-        self.seen.add(qid)
         if self.resume.is_done(qid):
             self.stats.queries_skipped += 1
             self.progress.advance(0)

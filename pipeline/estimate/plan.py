@@ -17,15 +17,17 @@ documents lead is known only after scoring).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from pipeline.accounting.cost import job_billing, search_units, token_units
+from pipeline.accounting.cost import Billing, job_billing, search_units, token_units
 from pipeline.chunk import estimate_tokens, fit_documents, plan_chunks
 from pipeline.config import JobConfig
 from pipeline.estimate.calibrate import Calibration
 from pipeline.estimate.timing import time_estimate
+from pipeline.ledger import QueryLedger
 from pipeline.read import open_input
-from pipeline.records import Failure
+from pipeline.records import Chunk, Failure, Finished, Query
 
 
 @dataclass(slots=True)
@@ -60,7 +62,7 @@ class Estimate:
 def estimate_job(
     cfg: JobConfig,
     *,
-    count_tokens=None,
+    count_tokens: Callable[[list[str]], list[int]] | None = None,
     calibration: Calibration | None = None,
     latency_ms: float | None = None,
 ) -> Estimate:
@@ -84,15 +86,16 @@ def estimate_job(
     )
     counted = 0
     units_rule = units_per_request = 0
-    seen: set[str] = set()
+    seen = QueryLedger()  # on disk: flat memory however many queries (see pipeline.ledger)
     reader = open_input(cfg.input)
     reader.check()
-    for batch in reader.batches():
+    for batch in reader.batches(seen):
         for item in batch:
-            if isinstance(item, Failure) or item.query_id in seen:
+            if isinstance(item, Finished):  # only a resume skips finished rows
+                continue
+            if isinstance(item, Failure) or not seen.first_sight(item.query_id):
                 est.input_failures += 1
                 continue
-            seen.add(item.query_id)
             if fit_documents(item, run.max_doc_tokens, cfg.input.truncate) is not None:
                 est.input_failures += 1
                 continue
@@ -121,6 +124,7 @@ def estimate_job(
                     units_per_request += -(-c.n_docs // billing.docs_per_unit)
             if final_window and len(chunks) > 1:
                 _add_final_pass(est, item, final_window, chunks)
+    seen.close()
     if count_tokens is not None:
         est.tokens_tokenizer = counted
     if billing.basis == "search_units":
@@ -137,7 +141,7 @@ def estimate_job(
     return est
 
 
-def _add_final_pass(est: Estimate, query, window: int, chunks) -> None:
+def _add_final_pass(est: Estimate, query: Query, window: int, chunks: list[Chunk]) -> None:
     """One more request of the merged leaders; their tokens taken at the query's mean."""
     n = min(window, len(query.documents))
     est.requests += 1
@@ -157,13 +161,17 @@ def _apply_calibration(est: Estimate, cal: Calibration | None) -> None:
     est.calibration = cal.to_json()
     if cal.token_ratio is not None:
         est.tokens = round(est.tokens_heuristic * cal.token_ratio)
-    if est.billing == "search_units" and cal.unit_ratio is not None:
+    if (
+        est.billing == "search_units"
+        and cal.unit_ratio is not None
+        and est.search_units_per_request is not None
+    ):
         # The ratio was measured against ceil(documents / 100) per request (usage/ keeps no
         # text), so it is applied to the same base: long documents are inside the ratio.
         est.search_units = round(est.search_units_per_request * cal.unit_ratio, 3)
 
 
-def _cost(billing, est: Estimate) -> float | None:
+def _cost(billing: Billing, est: Estimate) -> float | None:
     from pipeline.accounting.cost import cost_usd
 
     return cost_usd(billing.basis, est.tokens, est.search_units, billing.price)

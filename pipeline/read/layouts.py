@@ -11,9 +11,10 @@ names the file, row and field; the job goes on with the next row.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from pipeline.config import InputConfig
 from pipeline.read.sources import (
@@ -22,13 +23,29 @@ from pipeline.read.sources import (
     RowBatch,
     jsonl_batches,
     parquet_batches,
+    parquet_batches_skipping,
     resolve_sources,
 )
-from pipeline.records import Failure, Query
+from pipeline.records import Failure, Finished, Query
 
-Item = Query | Failure
+Item = Query | Failure | Finished
 GROUPED_BATCH_ROWS = 128  # rows are whole candidate lists
 PAIRS_BATCH_ROWS = 8192  # rows are single candidates
+
+
+class IdScreen(Protocol):
+    """Sees each row batch's query ids before its rows become items (`QueryLedger`)."""
+
+    def may_skip(self) -> bool:
+        """Could any row be left unread (an earlier run finished some queries)?"""
+        ...
+
+    def screen(
+        self, ids: Sequence[str | None], label: Callable[[int], str], whole_rows: bool
+    ) -> list[int]:
+        """Positions of rows to leave unread; `whole_rows` is False when a row is only
+        part of a query (pairs), and then nothing may be skipped."""
+        ...
 
 
 def open_input(cfg: InputConfig) -> InputReader:
@@ -89,21 +106,46 @@ class InputReader:
 
         return sum(pq.ParquetFile(path).metadata.num_rows for path, _ in self.sources)
 
-    def row_batches(self) -> Iterator[RowBatch]:
+    def row_batches(self, screen: IdScreen | None = None) -> Iterator[RowBatch]:
+        whole = self.cfg.layout == "grouped"
+        qid = self.cfg.columns.query_id
+        skipping = screen is not None and whole and screen.may_skip()
         for path, fmt in self.sources:
+            if fmt == "parquet" and skipping:
+                assert screen is not None
+                yield from parquet_batches_skipping(
+                    path,
+                    self.columns,
+                    self.optional,
+                    self.batch_rows,
+                    qid,
+                    lambda values, label: screen.screen(query_ids(values), label, True),
+                )
+                continue
             if fmt == "parquet":
-                yield from parquet_batches(path, self.columns, self.optional, self.batch_rows)
+                batches = parquet_batches(path, self.columns, self.optional, self.batch_rows)
             else:
-                yield from jsonl_batches(path, self.columns, self.batch_rows)
+                batches = jsonl_batches(path, self.columns, self.batch_rows)
+            for batch in batches:
+                if screen is not None:
+                    ids = query_ids(batch.columns[qid])
+                    gone = screen.screen(ids, batch.labels.__getitem__, whole)
+                    if gone:
+                        batch = batch.without(gone)
+                yield batch
 
-    def batches(self) -> Iterator[list[Item]]:
-        """Yield lists of queries and input failures, in input order."""
+    def batches(self, screen: IdScreen | None = None) -> Iterator[list[Item]]:
+        """Yield lists of queries and input failures, in input order.
+
+        With a `screen`, each batch's ids are shown to it first, and the rows it names
+        arrive only as a count (`Finished`): they are neither validated nor converted."""
         if self.cfg.layout == "grouped":
-            for batch in self.row_batches():
-                yield _bad_rows(batch) + [self._grouped(batch, i) for i in range(len(batch))]
+            for batch in self.row_batches(screen):
+                done: list[Item] = [Finished(batch.finished)] if batch.finished else []
+                yield done + _bad_rows(batch) + [self._grouped(batch, i) for i in range(len(batch))]
         else:
             group = PairsGroup()
-            for batch in self.row_batches():
+            for batch in self.row_batches(screen):
                 out = _bad_rows(batch)
                 for i in range(len(batch)):
                     out.extend(self._pairs_row(batch, i, group))
@@ -218,6 +260,13 @@ def _id_string(value: object, name: str, label: str) -> str:
     )
 
 
+def query_ids(values: list) -> list[str | None]:
+    """Raw query_id values as `_query_id` would accept them (None where it would not)."""
+    return [
+        v if type(v) is str and v.strip() else str(v) if type(v) is int else None for v in values
+    ]
+
+
 def _query_id(value: object, name: str, label: str) -> str:
     if value is MISSING or value is None:
         raise FieldProblem("missing_field", f"{label}: field {name!r} is missing or null")
@@ -269,7 +318,10 @@ def _documents(
         docs, ids = _documents_slow(raw, given_ids, docs_name, label)
     if len(set(ids)) != len(ids):
         seen: set[str] = set()
-        dup = next(x for x in ids if x in seen or seen.add(x))
+        for dup in ids:  # the first id met a second time
+            if dup in seen:
+                break
+            seen.add(dup)
         raise FieldProblem("duplicate_doc_id", f"{label}: duplicate document id {dup!r}")
     return docs, ids
 
