@@ -14,10 +14,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from pipeline.accounting.cost import DOCS_PER_SEARCH_UNIT
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 class CalibrationError(Exception):
@@ -39,8 +43,9 @@ class Calibration:
         return asdict(self)
 
 
-def read_usage(out_dir: Path):
-    """usage/ of an output directory as a polars DataFrame (committed parts only)."""
+def scan_usage(out_dir: Path) -> pl.LazyFrame:
+    """usage/ of an output directory as a polars LazyFrame (committed parts only): sums
+    over it run streaming, in bounded memory however many requests the run made."""
     import polars as pl
 
     from pipeline.write import committed_parts
@@ -48,7 +53,12 @@ def read_usage(out_dir: Path):
     parts = committed_parts(out_dir).get("usage", [])
     if not parts:
         raise CalibrationError(f"{out_dir}: no usage/ parts: run the job there first")
-    return pl.read_parquet([str(p) for p in parts])
+    return pl.scan_parquet([str(p) for p in parts])
+
+
+def read_usage(out_dir: Path) -> pl.DataFrame:
+    """usage/ of an output directory as a polars DataFrame (committed parts only)."""
+    return scan_usage(out_dir).collect()
 
 
 def run_provider(out_dir: Path) -> dict:
@@ -62,25 +72,36 @@ def run_provider(out_dir: Path) -> dict:
 def load_calibration(out_dir: Path, docs_per_unit: int = DOCS_PER_SEARCH_UNIT) -> Calibration:
     import polars as pl
 
-    usage = read_usage(out_dir)
-    tok = usage.filter(pl.col("total_tokens").is_not_null() & (pl.col("estimated_tokens") > 0))
-    est = tok["estimated_tokens"].sum()
-    token_ratio = tok["total_tokens"].sum() / est if tok.height and est else None
-    su = usage.filter(pl.col("search_units").is_not_null() & (pl.col("n_docs") > 0))
-    base = ((su["n_docs"] + docs_per_unit - 1) // docs_per_unit).sum() if su.height else 0
-    unit_ratio = su["search_units"].sum() / base if base else None
-    answered = usage.filter(
-        pl.col("http_status").is_between(200, 299) & pl.col("latency_ms").is_not_null()
+    tokens = pl.col("total_tokens").is_not_null() & (pl.col("estimated_tokens") > 0)
+    units = pl.col("search_units").is_not_null() & (pl.col("n_docs") > 0)
+    answered = pl.col("http_status").is_between(200, 299) & pl.col("latency_ms").is_not_null()
+    sums = (
+        scan_usage(out_dir)
+        .select(
+            token_rows=tokens.sum(),
+            reported=pl.col("total_tokens").filter(tokens).sum(),
+            estimated=pl.col("estimated_tokens").filter(tokens).sum(),
+            unit_rows=units.sum(),
+            units=pl.col("search_units").filter(units).sum(),
+            unit_base=((pl.col("n_docs") + docs_per_unit - 1) // docs_per_unit).filter(units).sum(),
+            latency=pl.col("latency_ms").filter(answered).mean(),
+        )
+        .collect(engine="streaming")
+        .row(0, named=True)
     )
-    latency = answered["latency_ms"].mean() if answered.height else None
+    est = sums["estimated"]
+    token_ratio = sums["reported"] / est if sums["token_rows"] and est else None
+    base = sums["unit_base"] if sums["unit_rows"] else 0
+    unit_ratio = sums["units"] / base if base else None
+    latency = sums["latency"]
     provider = run_provider(out_dir)
     return Calibration(
         source=str(out_dir),
         kind=provider.get("kind"),
         model=provider.get("model"),
         token_ratio=None if token_ratio is None else round(float(token_ratio), 6),
-        token_rows=tok.height,
+        token_rows=sums["token_rows"],
         unit_ratio=None if unit_ratio is None else round(float(unit_ratio), 6),
-        unit_rows=su.height,
+        unit_rows=sums["unit_rows"],
         latency_ms=None if latency is None else round(float(latency), 3),
     )

@@ -9,6 +9,9 @@ requests: what the provider reported where it reported it, our estimate where it
 `attempts` counts every HTTP attempt: retries of 429s and 5xx are not billed by any API in
 /work/notes/providers.md as far as their docs say, but they cost time and rate allowance.
 
+The sums are one lazy polars query over the committed usage/ parts, run by the
+streaming engine: memory stays bounded and time linear however large the directory.
+
 Per query, with polars (sort explicitly: scans keep no row order):
 
     pl.scan_parquet("OUT/usage/*.parquet").group_by("query_id").agg(
@@ -24,7 +27,7 @@ from pathlib import Path
 import orjson
 
 from pipeline.accounting.cost import cost_usd, job_billing
-from pipeline.estimate.calibrate import read_usage
+from pipeline.estimate.calibrate import scan_usage
 
 
 def run_report(out_dir: Path) -> dict:
@@ -40,40 +43,56 @@ def run_report(out_dir: Path) -> dict:
     kind = provider.get("kind") or (cfg.provider.kind if cfg else None)
     model = provider.get("model") or (cfg.provider.model if cfg else None)
     pricing = cfg.pricing if cfg else {}
-    usage = read_usage(out_dir)
-    answered = usage.filter(pl.col("http_status").is_between(200, 299))
-    reported_rows = answered.filter(pl.col("total_tokens").is_not_null())
-    unreported = answered.filter(pl.col("total_tokens").is_null())
-    billed_tokens = int(reported_rows["total_tokens"].sum() + unreported["estimated_tokens"].sum())
-    su_rows = answered.filter(pl.col("search_units").is_not_null())
+    ok = pl.col("http_status").is_between(200, 299)
+    reported = ok & pl.col("total_tokens").is_not_null()
+    unreported = ok & pl.col("total_tokens").is_null()
+    with_units = ok & pl.col("search_units").is_not_null()
+    u = (
+        scan_usage(out_dir)
+        .select(
+            requests=pl.len(),
+            answered=ok.sum(),
+            attempts=pl.col("attempts").sum(),
+            estimated=pl.col("estimated_tokens").sum(),
+            reported_rows=reported.sum(),
+            reported=pl.col("total_tokens").filter(reported).sum(),
+            reported_estimated=pl.col("estimated_tokens").filter(reported).sum(),
+            unreported_rows=unreported.sum(),
+            unreported_estimated=pl.col("estimated_tokens").filter(unreported).sum(),
+            unit_rows=with_units.sum(),
+            units=pl.col("search_units").filter(with_units).sum(),
+            latency=pl.col("latency_ms").filter(ok).mean(),
+        )
+        .collect(engine="streaming")
+        .row(0, named=True)
+    )
+    billed_tokens = int(u["reported"] + u["unreported_estimated"])
     report = {
         "output_dir": str(out_dir),
         "provider": {"kind": kind, "model": model},
         "queries": summary.get("queries"),
-        "requests": usage.height,
-        "requests_answered": answered.height,
-        "requests_failed": usage.height - answered.height,
-        "attempts": int(usage["attempts"].sum()),
-        "retries": int(usage["attempts"].sum()) - usage.height,
+        "requests": u["requests"],
+        "requests_answered": u["answered"],
+        "requests_failed": u["requests"] - u["answered"],
+        "attempts": int(u["attempts"]),
+        "retries": int(u["attempts"]) - u["requests"],
         "tokens": {
-            "reported": int(reported_rows["total_tokens"].sum()) if reported_rows.height else None,
-            "estimated": int(usage["estimated_tokens"].sum()),
+            "reported": int(u["reported"]) if u["reported_rows"] else None,
+            "estimated": int(u["estimated"]),
             "billed": billed_tokens,
-            "estimated_for_rows": unreported.height,
+            "estimated_for_rows": u["unreported_rows"],
             "reported_over_estimated": (
-                round(
-                    reported_rows["total_tokens"].sum() / reported_rows["estimated_tokens"].sum(), 4
-                )
-                if reported_rows.height and reported_rows["estimated_tokens"].sum()
+                round(u["reported"] / u["reported_estimated"], 4)
+                if u["reported_rows"] and u["reported_estimated"]
                 else None
             ),
         },
         "search_units": {
-            "reported": float(su_rows["search_units"].sum()) if su_rows.height else None,
-            "unreported_rows": answered.height - su_rows.height,
+            "reported": float(u["units"]) if u["unit_rows"] else None,
+            "unreported_rows": u["answered"] - u["unit_rows"],
         },
-        "latency_ms_mean": round(float(answered["latency_ms"].mean()), 3)
-        if answered.height
+        "latency_ms_mean": round(float(u["latency"]), 3)
+        if u["answered"] and u["latency"] is not None
         else None,
         "wall_seconds": (summary.get("time") or {}).get("wall_seconds"),
     }
@@ -124,7 +143,7 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _n(value) -> str:
+def _n(value: float | None) -> str:
     return "not reported" if value is None else f"{value:,}"
 
 
