@@ -9,8 +9,8 @@ requests: what the provider reported where it reported it, our estimate where it
 `attempts` counts every HTTP attempt: retries of 429s and 5xx are not billed by any API in
 /work/notes/providers.md as far as their docs say, but they cost time and rate allowance.
 
-The sums are one lazy polars query over the committed usage/ parts, run by the
-streaming engine: memory stays bounded and time linear however large the directory.
+The sums are polars expressions evaluated over the committed usage/ parts a batch of rows
+at a time (`usage_sums`): memory stays bounded and time linear however large the run.
 
 Per query, with polars (sort explicitly: scans keep no row order):
 
@@ -27,7 +27,7 @@ from pathlib import Path
 import orjson
 
 from pipeline.accounting.cost import cost_usd, job_billing
-from pipeline.estimate.calibrate import scan_usage
+from pipeline.estimate.calibrate import usage_sums
 
 
 def run_report(out_dir: Path) -> dict:
@@ -47,24 +47,21 @@ def run_report(out_dir: Path) -> dict:
     reported = ok & pl.col("total_tokens").is_not_null()
     unreported = ok & pl.col("total_tokens").is_null()
     with_units = ok & pl.col("search_units").is_not_null()
-    u = (
-        scan_usage(out_dir)
-        .select(
-            requests=pl.len(),
-            answered=ok.sum(),
-            attempts=pl.col("attempts").sum(),
-            estimated=pl.col("estimated_tokens").sum(),
-            reported_rows=reported.sum(),
-            reported=pl.col("total_tokens").filter(reported).sum(),
-            reported_estimated=pl.col("estimated_tokens").filter(reported).sum(),
-            unreported_rows=unreported.sum(),
-            unreported_estimated=pl.col("estimated_tokens").filter(unreported).sum(),
-            unit_rows=with_units.sum(),
-            units=pl.col("search_units").filter(with_units).sum(),
-            latency=pl.col("latency_ms").filter(ok).mean(),
-        )
-        .collect(engine="streaming")
-        .row(0, named=True)
+    u = usage_sums(
+        out_dir,
+        requests=pl.len(),
+        answered=ok.sum(),
+        attempts=pl.col("attempts").sum(),
+        estimated=pl.col("estimated_tokens").sum(),
+        reported_rows=reported.sum(),
+        reported=pl.col("total_tokens").filter(reported).sum(),
+        reported_estimated=pl.col("estimated_tokens").filter(reported).sum(),
+        unreported_rows=unreported.sum(),
+        unreported_estimated=pl.col("estimated_tokens").filter(unreported).sum(),
+        unit_rows=with_units.sum(),
+        units=pl.col("search_units").filter(with_units).sum(),
+        latency_sum=pl.col("latency_ms").filter(ok).sum(),
+        latency_rows=pl.col("latency_ms").filter(ok).count(),
     )
     billed_tokens = int(u["reported"] + u["unreported_estimated"])
     report = {
@@ -91,8 +88,8 @@ def run_report(out_dir: Path) -> dict:
             "reported": float(u["units"]) if u["unit_rows"] else None,
             "unreported_rows": u["answered"] - u["unit_rows"],
         },
-        "latency_ms_mean": round(float(u["latency"]), 3)
-        if u["answered"] and u["latency"] is not None
+        "latency_ms_mean": round(u["latency_sum"] / u["latency_rows"], 3)
+        if u["latency_rows"]
         else None,
         "wall_seconds": (summary.get("time") or {}).get("wall_seconds"),
     }
