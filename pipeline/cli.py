@@ -11,7 +11,8 @@ import asyncio
 import sys
 
 from pipeline import __version__
-from pipeline.config import ConfigError, load_job
+from pipeline.allocator import limit_malloc_arenas
+from pipeline.config import ConfigError, JobConfig, load_job
 from pipeline.read import InputError
 from pipeline.runner import EXIT_SETUP, JobRun, Outcome
 from pipeline.setup import SetupError
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_optional_commands(sub) -> None:
+def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     try:
         from pipeline.evaluate.command import add_eval_parser
     except ImportError:  # pragma: no cover - evaluation is part of the package
@@ -66,6 +67,7 @@ def _add_optional_commands(sub) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    limit_malloc_arenas()  # before any thread: see pipeline.allocator
     try:
         cfg = load_job(args.job, args.overrides)
         job = JobRun(
@@ -102,12 +104,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-def run_job_eval(cfg, quiet: bool) -> int:
+def run_job_eval(cfg: JobConfig, quiet: bool) -> int:
     """The job's [eval] section: score the run against its judgments right after it."""
     from pathlib import Path
 
     from pipeline.evaluate import EvalInputError, evaluate_output_dir
 
+    assert cfg.eval.qrels is not None  # cmd_run calls this only for a job that names them
     if not quiet:
         print(f"\nevaluation against {cfg.eval.qrels}:", file=sys.stderr)
     try:
@@ -152,7 +155,7 @@ def print_summary(outcome: Outcome, out_dir: str) -> None:
     print("\n".join(lines), file=sys.stderr)
 
 
-def _usd(value) -> str:
+def _usd(value: float | None) -> str:
     return "unknown (no price for this model: set [pricing])" if value is None else f"${value:,.4f}"
 
 
