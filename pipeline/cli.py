@@ -13,6 +13,7 @@ import sys
 
 from pipeline import __version__
 from pipeline.accounting.cost import cost_lines
+from pipeline.allocator import limit_malloc_arenas
 from pipeline.cache.summary import cache_line
 from pipeline.config import JobConfig, load_job
 from pipeline.console import guarded_streams
@@ -97,6 +98,7 @@ def _add_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    limit_malloc_arenas()  # before any thread: see pipeline.allocator
     try:
         cfg = load_job(args.job, args.overrides)
         job = prepare_job(

@@ -27,6 +27,10 @@ class Progress:
             self.refresh()
             self._last = now
 
+    def skip(self, queries: int) -> None:
+        """Queries an earlier run finished: counted at once, no documents."""
+        self.bar.update(queries)
+
     def refresh(self) -> None:
         if self.bar.disable:
             return

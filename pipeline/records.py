@@ -34,6 +34,14 @@ class Failure:
 
 
 @dataclass(slots=True)
+class Finished:
+    """Input rows of queries an earlier run already finished (resume), skipped unread:
+    they count as read and skipped, and never become `Query` objects."""
+
+    count: int
+
+
+@dataclass(slots=True)
 class Chunk:
     """Documents of one query sent as one request: the slice `documents[start:stop]`, or
     the candidates at `positions` (a listwise final pass; the misses of a score cache)."""

@@ -2,31 +2,42 @@
 
     state = prepare_resume(Path("out"), cfg, overwrite=False, retry_failed=False)
     state.is_done("q17")  # True when q17 is in a committed results/ or failures/ part
+    state.ledger          # the run's QueryLedger: finished ids, then this run's seen ids
 
 Only parts named in `_manifest.jsonl` count (see `pipeline.write`); anything else in the
 dataset folders was cut off by a crash and is removed here, before the run starts. A
 directory written by a *different* job (input, provider, model, top_n...) is refused
 unless `--overwrite` is given, so outputs of two jobs are never mixed.
+
+Finished ids go straight from each part's `query_id` column into the run's `QueryLedger`
+(on disk, one row per id), a row group at a time: there is one copy of them, not a set per
+purpose, and no Python string per id. The same ledger then records the ids this run sees,
+and lets the reader skip finished rows unread.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.config import JobConfig
 from pipeline.errors import SetupError
+from pipeline.ledger import QueryLedger
 from pipeline.read import resolve_sources
 from pipeline.write import DATASETS, committed_parts, drop_retryable_failures
 from pipeline.write.ownership import clear_our_outputs, foreign_files
 from pipeline.write.parts import MANIFEST
 
 JOB_FILE = "_job.json"
+ID_BATCH_ROWS = 65_536  # rows of a part read at a time when loading finished ids
 
 
 def job_identity(cfg: JobConfig) -> dict:
@@ -55,8 +66,8 @@ def job_identity(cfg: JobConfig) -> dict:
     return orjson.loads(orjson.dumps(identity))  # JSON-native, as it is stored
 
 
-def vars_of(obj: Any) -> dict:
-    return {name: getattr(obj, name) for name in obj.__slots__}
+def vars_of(obj: object) -> dict:
+    return {name: getattr(obj, name) for name in getattr(obj, "__slots__", ())}
 
 
 def fingerprint(identity: dict) -> str:
@@ -65,17 +76,16 @@ def fingerprint(identity: dict) -> str:
 
 @dataclass(slots=True)
 class ResumeState:
-    done_ids: set[str] = field(default_factory=set)
-    failure_sources: set[str] = field(default_factory=set)
+    ledger: QueryLedger = field(default_factory=QueryLedger)
     retrying: int = 0  # transient failures taken out of failures/ to be run again
     ranked_earlier: int = 0  # queries in results/ before this run
     failed_earlier: int = 0  # rows in failures/ before this run
 
     def is_done(self, query_id: str | None) -> bool:
-        return query_id is not None and query_id in self.done_ids
+        return self.ledger.is_done(query_id)
 
     def failure_recorded(self, source: str) -> bool:
-        return source in self.failure_sources
+        return self.ledger.failure_recorded(source)
 
 
 def prepare_resume(
@@ -117,22 +127,28 @@ def prepare_resume(
         retrying = drop_retryable_failures(out_dir)
     parts = committed_parts(out_dir)
     state = ResumeState(retrying=len(retrying))
+    _load_finished(state, parts)
+    return state
+
+
+def _load_finished(state: ResumeState, parts: dict[str, list[Path]]) -> None:
+    ledger = state.ledger
     for path in parts["results"]:
-        column = pq.read_table(path, columns=["query_id"]).column("query_id")
-        state.done_ids.update(column.unique().to_pylist())
-    state.ranked_earlier = len(state.done_ids)
+        for batch in _batches(path, ["query_id"]):
+            ledger.load_ids(batch.column(0), QueryLedger.RANKED)
+    state.ranked_earlier = ledger.count(QueryLedger.RANKED)
     for path in parts["failures"]:
-        table = pq.read_table(path, columns=["query_id", "source", "error"])
-        state.failed_earlier += table.num_rows
-        for qid, source, error in zip(
-            *(table.column(c).to_pylist() for c in ("query_id", "source", "error")), strict=True
-        ):
-            state.failure_sources.add(source)
+        for batch in _batches(path, ["query_id", "source", "error"]):
+            state.failed_earlier += batch.num_rows
+            ledger.load_sources(batch.column(1))
             # A duplicate's failure row is about a later occurrence, not the query: the first
             # occurrence may still be unranked (it was in flight when the run stopped).
-            if qid is not None and error != "duplicate_query_id":
-                state.done_ids.add(qid)
-    return state
+            not_duplicate = pc.fill_null(pc.not_equal(batch.column(2), "duplicate_query_id"), True)
+            ledger.load_ids(batch.column(0).filter(not_duplicate), QueryLedger.FAILED)
+
+
+def _batches(path: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    return pq.ParquetFile(path).iter_batches(batch_size=ID_BATCH_ROWS, columns=columns)
 
 
 def _check_same_job(out_dir: Path, earlier: dict, identity: dict, accept_changed: bool) -> None:

@@ -28,8 +28,9 @@ from pipeline.chunk import estimate_tokens
 from pipeline.config import JobConfig
 from pipeline.estimate.calibrate import Calibration
 from pipeline.estimate.timing import time_estimate
+from pipeline.ledger import QueryLedger
 from pipeline.read import open_input
-from pipeline.records import Chunk, Query
+from pipeline.records import Chunk, Finished, Query
 from pipeline.run.admission import Admitted, admit
 from pipeline.run.settings import RunSettings, resolve_settings
 
@@ -87,12 +88,14 @@ def estimate_job(
     )
     counted = 0
     units_rule = units_per_request = 0
-    seen: set[str] = set()
+    seen = QueryLedger()  # on disk: flat memory however many queries (see pipeline.ledger)
     reader = open_input(cfg.input)
     reader.check()
     cache = _open_cache(cfg, settings, billing)
-    for batch in reader.batches():
+    for batch in reader.batches(seen):
         for item in batch:
+            if isinstance(item, Finished):  # only a resume skips finished rows
+                continue
             admitted = admit(item, settings, seen, cache=cache)
             if not isinstance(admitted, Admitted) or admitted.failure is not None:
                 est.input_failures += 1  # rows a run records in failures/ without a request
@@ -119,6 +122,7 @@ def estimate_job(
                     units_per_request += -(-c.n_docs // billing.docs_per_unit)
             if settings.final_window and len(chunks) > 1:
                 _add_final_pass(est, query, settings.final_window, chunks)
+    seen.close()
     if cfg.cache.path is not None:
         est.cache = _cache_result(cfg, cache, billing, est)
     if count_tokens is not None:

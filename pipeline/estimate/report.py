@@ -11,6 +11,9 @@ rule as summary.json (`accounting.cost.run_cost`). `attempts` counts every HTTP 
 no supported provider documents billing for retried 429s and 5xx, but they cost time and
 rate allowance.
 
+The sums are polars expressions evaluated over the committed usage/ parts a batch of rows
+at a time (`calibrate.sum_parts`): memory stays bounded and time linear however large the run.
+
 Per query, with polars (sort explicitly: scans keep no row order):
 
     pl.scan_parquet("OUT/usage/*.parquet").group_by("query_id").agg(
@@ -22,7 +25,6 @@ Per query, with polars (sort explicitly: scans keep no row order):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -33,7 +35,7 @@ from pipeline.accounting.cost import (
     job_billing,
     run_cost,
 )
-from pipeline.estimate.calibrate import CalibrationError, read_usage, total
+from pipeline.estimate.calibrate import CalibrationError, sum_parts, usage_parts
 from pipeline.text import plural
 
 
@@ -50,44 +52,62 @@ def run_report(out_dir: Path) -> dict:
     kind = provider.get("kind") or (cfg.provider.kind if cfg else None)
     model = provider.get("model") or (cfg.provider.model if cfg else None)
     pricing = cfg.pricing if cfg else {}
-    usage = _usage(out_dir, summary)
-    answered = usage.filter(pl.col("http_status").is_between(200, 299))
-    reported_rows = answered.filter(pl.col("total_tokens").is_not_null())
-    unreported = answered.filter(pl.col("total_tokens").is_null())
-    tokens_reported = int(total(reported_rows["total_tokens"])) if reported_rows.height else None
-    billed_tokens = (tokens_reported or 0) + int(total(unreported["estimated_tokens"]))
-    su_rows = answered.filter(pl.col("search_units").is_not_null())
-    units_reported = total(su_rows["search_units"]) if su_rows.height else None
-    estimated_reported = total(reported_rows["estimated_tokens"])
-    timed = answered.filter(pl.col("latency_ms").is_not_null())
+    ok = pl.col("http_status").is_between(200, 299).fill_null(False)
+    reported = ok & pl.col("total_tokens").is_not_null()
+    unreported = ok & pl.col("total_tokens").is_null()
+    with_units = ok & pl.col("search_units").is_not_null()
+    u = sum_parts(
+        _usage_parts(out_dir, summary),
+        requests=pl.len(),
+        answered=ok.sum(),
+        attempts=pl.col("attempts").sum(),
+        estimated=pl.col("estimated_tokens").sum(),
+        reported_rows=reported.sum(),
+        reported=pl.col("total_tokens").filter(reported).sum(),
+        reported_estimated=pl.col("estimated_tokens").filter(reported).sum(),
+        unreported_rows=unreported.sum(),
+        unreported_estimated=pl.col("estimated_tokens").filter(unreported).sum(),
+        unit_rows=with_units.sum(),
+        units=pl.col("search_units").filter(with_units).sum(),
+        latency_sum=pl.col("latency_ms").filter(ok).sum(),
+        latency_rows=pl.col("latency_ms").filter(ok).count(),
+        unanswered_estimated=pl.col("estimated_tokens").filter(~ok).sum(),
+        unanswered_units=((pl.col("n_docs") + DOCS_PER_SEARCH_UNIT - 1) // DOCS_PER_SEARCH_UNIT)
+        .filter(~ok)
+        .sum(),
+    )
+    requests, answered = int(u["requests"]), int(u["answered"])
+    tokens_reported = int(u["reported"]) if u["reported_rows"] else None
+    billed_tokens = (tokens_reported or 0) + int(u["unreported_estimated"])
+    units_reported = float(u["units"]) if u["unit_rows"] else None
     report = {
         "output_dir": str(out_dir),
         "provider": {"kind": kind, "model": model},
         # The whole directory (earlier runs included, as usage/ is); `last_run` is the
         # last invocation's own counts (a resume that found everything done ranks 0).
         "queries": _directory_queries(summary),
-        "requests": usage.height,
-        "requests_answered": answered.height,
-        "requests_failed": usage.height - answered.height,
-        "attempts": int(total(usage["attempts"])),
-        "retries": int(total(usage["attempts"])) - usage.height,
+        "requests": requests,
+        "requests_answered": answered,
+        "requests_failed": requests - answered,
+        "attempts": int(u["attempts"]),
+        "retries": int(u["attempts"]) - requests,
         "tokens": {
             "reported": tokens_reported,
-            "estimated": int(total(usage["estimated_tokens"])),
+            "estimated": int(u["estimated"]),
             "billed": billed_tokens,
-            "estimated_for_rows": unreported.height,
+            "estimated_for_rows": int(u["unreported_rows"]),
             "reported_over_estimated": (
-                round((tokens_reported or 0) / estimated_reported, 4)
-                if reported_rows.height and estimated_reported
+                round(u["reported"] / u["reported_estimated"], 4)
+                if u["reported_rows"] and u["reported_estimated"]
                 else None
             ),
         },
         "search_units": {
             "reported": units_reported,
-            "unreported_rows": answered.height - su_rows.height,
+            "unreported_rows": answered - int(u["unit_rows"]),
         },
-        "latency_ms_mean": round(total(timed["latency_ms"]) / timed.height, 3)
-        if timed.height
+        "latency_ms_mean": round(u["latency_sum"] / u["latency_rows"], 3)
+        if u["latency_rows"]
         else None,
         "wall_seconds": (summary.get("time") or {}).get("wall_seconds"),
         "cache": summary.get("cache"),  # the score cache's pairs and savings, if used
@@ -99,47 +119,31 @@ def run_report(out_dir: Path) -> dict:
             "price": "unknown provider: no summary.json or job file",
         }
         return report
-    unanswered = usage.filter(~pl.col("http_status").is_between(200, 299).fill_null(False))
     used = Billable(
-        requests_answered=answered.height,
+        requests_answered=answered,
         tokens_reported=tokens_reported,
-        requests_without_tokens=unreported.height,
-        estimated_tokens_without_report=int(total(unreported["estimated_tokens"])),
+        requests_without_tokens=int(u["unreported_rows"]),
+        estimated_tokens_without_report=int(u["unreported_estimated"]),
         search_units_reported=units_reported,
-        requests_without_search_units=answered.height - su_rows.height,
-        requests_unanswered=unanswered.height,
-        estimated_tokens_unanswered=int(total(unanswered["estimated_tokens"])),
-        estimated_search_units_unanswered=int(
-            total((unanswered["n_docs"] + DOCS_PER_SEARCH_UNIT - 1) // DOCS_PER_SEARCH_UNIT)
-        ),
+        requests_without_search_units=answered - int(u["unit_rows"]),
+        requests_unanswered=requests - answered,
+        estimated_tokens_unanswered=int(u["unanswered_estimated"]),
+        estimated_search_units_unanswered=int(u["unanswered_units"]),
     )
     report["cost"] = run_cost(job_billing(kind, model, pricing), used)
     return report
 
 
-def _usage(out_dir: Path, summary: dict) -> Any:  # a polars DataFrame, typed as read_usage's
-    """usage/ rows; none at all is a run that sent nothing (every pair came from the score
-    cache, or every query was done earlier): fine when it wrote its summary.json."""
-    import polars as pl
-
+def _usage_parts(out_dir: Path, summary: dict) -> list[Path]:
+    """usage/'s committed parts; none at all is a run that sent nothing (every pair came
+    from the score cache, or every query was done earlier): fine when it wrote its
+    summary.json, and every sum is then 0."""
     try:
-        return read_usage(out_dir)
+        return usage_parts(out_dir)
     except CalibrationError:
         if not summary:
             raise
-    return pl.DataFrame(
-        schema={
-            "http_status": pl.Int64,
-            "attempts": pl.Int64,
-            "latency_ms": pl.Float64,
-            "total_tokens": pl.Int64,
-            "estimated_tokens": pl.Int64,
-            "search_units": pl.Float64,
-            "prompt_tokens": pl.Int64,
-            "n_docs": pl.Int64,
-            "query_id": pl.Utf8,
-        }
-    )
+    return []
 
 
 def _directory_queries(summary: dict) -> dict | None:

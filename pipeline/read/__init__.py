@@ -7,10 +7,12 @@
     ...         ...
 
 Never more than one batch of rows (`input.batch_rows`) is held at a time, so memory stays
-flat however large the input grows.
+flat however large the input grows. `reader.batches(screen)` shows each batch's query ids
+to an `IdScreen` (the run's `QueryLedger`) first: on resume, rows of finished queries are
+left unread and arrive only as a `Finished` count.
 """
 
-from pipeline.read.layouts import InputReader, open_input
+from pipeline.read.layouts import IdScreen, InputReader, open_input
 from pipeline.read.sources import InputError, resolve_sources
 
-__all__ = ["InputError", "InputReader", "open_input", "resolve_sources"]
+__all__ = ["IdScreen", "InputError", "InputReader", "open_input", "resolve_sources"]

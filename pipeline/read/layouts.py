@@ -16,9 +16,10 @@ names the file, row and field; the job goes on with the next row.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from pipeline.config import DefaultName, InputConfig
 from pipeline.read.sources import (
@@ -27,13 +28,29 @@ from pipeline.read.sources import (
     RowBatch,
     jsonl_batches,
     parquet_batches,
+    parquet_batches_skipping,
     resolve_sources,
 )
-from pipeline.records import Failure, Query
+from pipeline.records import Failure, Finished, Query
 
-Item = Query | Failure
+Item = Query | Failure | Finished
 GROUPED_BATCH_ROWS = 128  # rows are whole candidate lists
 PAIRS_BATCH_ROWS = 8192  # rows are single candidates
+
+
+class IdScreen(Protocol):
+    """Sees each row batch's query ids before its rows become items (`QueryLedger`)."""
+
+    def may_skip(self) -> bool:
+        """Could any row be left unread (an earlier run finished some queries)?"""
+        ...
+
+    def screen(
+        self, ids: Sequence[str | None], label: Callable[[int], str], whole_rows: bool
+    ) -> list[int]:
+        """Positions of rows to leave unread; `whole_rows` is False when a row is only
+        part of a query (pairs), and then nothing may be skipped."""
+        ...
 
 
 def open_input(cfg: InputConfig) -> InputReader:
@@ -102,23 +119,49 @@ class InputReader:
 
         return sum(pq.ParquetFile(path).metadata.num_rows for path, _ in self.sources)
 
-    def row_batches(self) -> Iterator[RowBatch]:
+    def row_batches(self, screen: IdScreen | None = None) -> Iterator[RowBatch]:
+        whole = self.cfg.layout == "grouped"
+        qid = self.cfg.columns.query_id
+        skipping = screen is not None and whole and screen.may_skip()
         for path, fmt in self.sources:
+            if fmt == "parquet" and skipping:
+                assert screen is not None
+                yield from parquet_batches_skipping(
+                    path,
+                    self.columns,
+                    self.optional,
+                    self.batch_rows,
+                    qid,
+                    lambda values, label: screen.screen(query_ids(values), label, True),
+                    self.keys,
+                )
+                continue
             if fmt == "parquet":
-                yield from parquet_batches(
+                batches = parquet_batches(
                     path, self.columns, self.optional, self.batch_rows, self.keys
                 )
             else:
-                yield from jsonl_batches(path, self.columns, self.batch_rows)
+                batches = jsonl_batches(path, self.columns, self.batch_rows)
+            for batch in batches:
+                if screen is not None:
+                    ids = query_ids(batch.columns[qid])
+                    gone = screen.screen(ids, batch.labels.__getitem__, whole)
+                    if gone:
+                        batch = batch.without(gone)
+                yield batch
 
-    def batches(self) -> Iterator[list[Item]]:
-        """Yield lists of queries and input failures, in input order."""
+    def batches(self, screen: IdScreen | None = None) -> Iterator[list[Item]]:
+        """Yield lists of queries and input failures, in input order.
+
+        With a `screen`, each batch's ids are shown to it first, and the rows it names
+        arrive only as a count (`Finished`): they are neither validated nor converted."""
         if self.cfg.layout == "grouped":
-            for batch in self.row_batches():
-                yield _bad_rows(batch) + [self._grouped(batch, i) for i in range(len(batch))]
+            for batch in self.row_batches(screen):
+                done: list[Item] = [Finished(batch.finished)] if batch.finished else []
+                yield done + _bad_rows(batch) + [self._grouped(batch, i) for i in range(len(batch))]
         else:
             group = PairsGroup()
-            for batch in self.row_batches():
+            for batch in self.row_batches(screen):
                 out = _bad_rows(batch)
                 for i in range(len(batch)):
                     out.extend(self._pairs_row(batch, i, group))
@@ -204,8 +247,8 @@ class PairsGroup:
     doc_ids: list[str] = field(default_factory=list)
     id_set: set[str] = field(default_factory=set)
     problem: FieldProblem | None = None
-    # Every query id started so far: a pairs input must be grouped. The runner keeps the
-    # same set, so memory stays of the same order.
+    # Every query id started so far: a pairs input must be grouped. Held in memory (one
+    # string per query of a pairs input); the run's own ids live in its on-disk ledger.
     started: set[str] = field(default_factory=set)
 
     def start(self, qid: str, label: str) -> None:
@@ -243,6 +286,13 @@ def _id_string(value: object, name: str, label: str) -> str:
     raise FieldProblem(
         "bad_id", f"{label}: field {name!r} must be a string or integer, got {type(value).__name__}"
     )
+
+
+def query_ids(values: list) -> list[str | None]:
+    """Raw query_id values as `_query_id` would accept them (None where it would not)."""
+    return [
+        v if type(v) is str and v.strip() else str(v) if type(v) is int else None for v in values
+    ]
 
 
 def _query_id(value: object, name: str, label: str) -> str:

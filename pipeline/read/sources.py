@@ -14,8 +14,9 @@ from __future__ import annotations
 import glob
 import gzip
 import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -38,9 +39,22 @@ class RowBatch:
     columns: dict[str, list]
     labels: list[str]
     bad_rows: list[tuple[str, str]] = field(default_factory=list)  # (label, message)
+    finished: int = 0  # rows left out unread: their queries were finished earlier (resume)
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def without(self, positions: list[int]) -> RowBatch:
+        """This batch minus the rows at `positions` (sorted), counted as `finished`."""
+        gone = set(positions)
+        keep = [i for i in range(len(self.labels)) if i not in gone]
+        columns = {name: [values[i] for i in keep] for name, values in self.columns.items()}
+        labels = [self.labels[i] for i in keep]
+        return RowBatch(columns, labels, self.bad_rows, self.finished + len(gone))
+
+
+# (raw query_id values of a row batch, the label of its row i) -> positions to leave unread
+SkipRows = Callable[[list, Callable[[int], str]], list[int]]
 
 
 def detect_format(path: Path, configured: str) -> str:
@@ -121,19 +135,7 @@ def parquet_batches(
     keys: Mapping[str, str] | None = None,
 ) -> Iterator[RowBatch]:
     """`keys`: column -> its `input.columns` key, so an error names what to change."""
-    try:
-        handle = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
-    except (OSError, pa.ArrowException) as exc:
-        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
-    present = set(handle.schema_arrow.names)
-    missing = [c for c in columns if c not in present and c not in optional]
-    if missing:
-        key = column_key(missing[0], keys)
-        raise InputError(
-            f"{path}: missing column {missing[0]!r} for {key} (columns are "
-            f"{', '.join(sorted(present))}); set {key} to the column that holds it"
-        )
-    wanted = [c for c in columns if c in present]
+    handle, wanted = _open_parquet(path, columns, optional, keys)
     row = 0
     try:
         for record_batch in handle.iter_batches(
@@ -146,6 +148,86 @@ def parquet_batches(
             yield RowBatch(cols, labels)
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}: unreadable after row {row} ({exc})") from None
+
+
+def parquet_batches_skipping(
+    path: Path,
+    columns: list[str],
+    optional: set[str],
+    batch_rows: int,
+    id_column: str,
+    skip: SkipRows,
+    keys: Mapping[str, str] | None = None,
+) -> Iterator[RowBatch]:
+    """`parquet_batches`, but the id column of each batch is read first and `skip` says
+    which rows to leave out: the other columns of a row group are decoded only from its
+    first batch that keeps a row, so a finished stretch of the input costs its ids alone.
+
+    Both readers of a row group slice it with the same `batch_size`, so the k-th id batch
+    and the k-th full batch are the same rows (checked)."""
+    handle, wanted = _open_parquet(path, columns, optional, keys)
+    row = 0
+    try:
+        for group in range(handle.num_row_groups):
+            full: Iterator[pa.RecordBatch] | None = None
+            taken = 0  # batches of `full` consumed so far
+            ids = handle.iter_batches(
+                batch_size=batch_rows, row_groups=[group], columns=[id_column], use_threads=False
+            )
+            for index, id_batch in enumerate(ids):
+                n, first = id_batch.num_rows, row
+                row += n
+                gone = skip(id_batch.column(0).to_pylist(), partial(_row_label, path, first))
+                if len(gone) == n:
+                    yield RowBatch({name: [] for name in wanted}, [], finished=n)
+                    continue
+                if full is None:
+                    full = handle.iter_batches(
+                        batch_size=batch_rows, row_groups=[group], columns=wanted, use_threads=False
+                    )
+                record_batch = None
+                while taken <= index:
+                    record_batch = next(full, None)
+                    taken += 1
+                if record_batch is None or record_batch.num_rows != n:
+                    raise InputError(f"{path}: row group {group} read back inconsistently")
+                keep = _kept(n, gone)
+                if gone:
+                    record_batch = record_batch.take(pa.array(keep, pa.int32()))
+                cols = {name: record_batch.column(name).to_pylist() for name in wanted}
+                labels = [f"{path} row {first + i + 1}" for i in keep]
+                yield RowBatch(cols, labels, finished=len(gone))
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{path}: unreadable after row {row} ({exc})") from None
+
+
+def _row_label(path: Path, first: int, i: int) -> str:
+    return f"{path} row {first + i + 1}"  # the label parquet_batches gives row i
+
+
+def _kept(n: int, gone: list[int]) -> list[int]:
+    if not gone:
+        return list(range(n))
+    drop = set(gone)
+    return [i for i in range(n) if i not in drop]
+
+
+def _open_parquet(
+    path: Path, columns: list[str], optional: set[str], keys: Mapping[str, str] | None
+) -> tuple[pq.ParquetFile, list[str]]:
+    try:
+        handle = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    present = set(handle.schema_arrow.names)
+    missing = [c for c in columns if c not in present and c not in optional]
+    if missing:
+        key = column_key(missing[0], keys)
+        raise InputError(
+            f"{path}: missing column {missing[0]!r} for {key} (columns are "
+            f"{', '.join(sorted(present))}); set {key} to the column that holds it"
+        )
+    return handle, [c for c in columns if c in present]
 
 
 def jsonl_batches(

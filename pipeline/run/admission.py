@@ -1,16 +1,18 @@
 """Admission: what becomes of one input item before any request is sent.
 
     >>> from pipeline.config import load_job_text
+    >>> from pipeline.ledger import QueryLedger
     >>> from pipeline.records import Query
     >>> from pipeline.run.settings import resolve_settings
     >>> cfg = load_job_text('[input]\\npath = "in.jsonl"\\n[provider]\\nkind = "local"\\n'
     ...                     '[output]\\ndir = "out"\\n[limits]\\nmax_docs_per_request = 2\\n')
-    >>> settings, seen = resolve_settings(cfg), set()
+    >>> settings, seen = resolve_settings(cfg), QueryLedger()
     >>> q = Query("q1", "solar", ["a", "b", "c"], ["0", "1", "2"], "in.jsonl line 1")
     >>> [(c.start, c.stop) for c in admit(q, settings, seen).chunks]
     [(0, 2), (2, 3)]
     >>> admit(q, settings, seen).error    # the same query_id again
     'duplicate_query_id'
+    >>> seen.close()
 
 The run and `estimate` both call `admit`, so both see the same failures and plan the same
 chunks. In order: an unreadable row fails; a repeated query_id fails (the first occurrence
@@ -28,6 +30,14 @@ from pipeline.cache import Cached, ScoreCache, plan_uncached
 from pipeline.chunk import estimate_tokens_many, fit_documents, plan_chunks
 from pipeline.records import Chunk, Failure, Query
 from pipeline.run.settings import RunSettings
+
+
+class SeenIds(Protocol):
+    """The query ids admitted so far in this run (`QueryLedger`: on disk, flat memory)."""
+
+    def first_sight(self, qid: str) -> bool:
+        """True the first time `qid` is admitted (and marks it seen)."""
+        ...
 
 
 class EarlierRuns(Protocol):
@@ -53,7 +63,7 @@ class Admitted:
 def admit(
     item: Query | Failure,
     settings: RunSettings,
-    seen: set[str],
+    seen: SeenIds,
     earlier: EarlierRuns | None = None,
     cache: ScoreCache | None = None,
 ) -> Admitted | Failure | None:
@@ -71,7 +81,7 @@ def admit(
 
 
 def screen(
-    item: Query | Failure, seen: set[str], earlier: EarlierRuns | None = None
+    item: Query | Failure, seen: SeenIds, earlier: EarlierRuns | None = None
 ) -> Query | Failure | None:
     """The first half of `admit`, the part that needs the whole input in order (an engine
     that plans elsewhere screens here): a `Failure` for a bad row or a repeated query_id,
@@ -79,7 +89,7 @@ def screen(
     if isinstance(item, Failure):
         return None if earlier is not None and earlier.failure_recorded(item.source) else item
     qid = item.query_id
-    if qid in seen:
+    if not seen.first_sight(qid):
         if earlier is not None and earlier.failure_recorded(item.source):
             return None
         return Failure(
@@ -90,7 +100,6 @@ def screen(
             f"{item.source}: query_id {qid!r} appeared earlier in the input; "
             "this later occurrence is not ranked",
         )
-    seen.add(qid)
     if earlier is not None and earlier.is_done(qid):
         return None
     return item

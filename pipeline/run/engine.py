@@ -19,7 +19,7 @@ from pipeline.call.client import ChunkFailed, RerankClient
 from pipeline.errors import AuthError, EndpointUnusable, InputError, OutputError
 from pipeline.merge import PendingQuery
 from pipeline.progress import Progress
-from pipeline.read.layouts import Item
+from pipeline.read.layouts import IdScreen, Item
 from pipeline.records import Chunk, ChunkScores
 from pipeline.run.queries import QueryBook
 from pipeline.run.stopping import StopControl
@@ -28,7 +28,7 @@ from pipeline.run.stopping import StopControl
 class ItemSource(Protocol):
     """The input as the engine reads it (`InputReader`, or a Ray actor's batch)."""
 
-    def batches(self) -> Iterator[list[Item]]: ...
+    def batches(self, screen: IdScreen | None = None) -> Iterator[list[Item]]: ...
 
 
 class Flushing(Protocol):
@@ -121,7 +121,7 @@ class AsyncEngine:
             await queue.put(None)
 
     async def _feed(self, queue: asyncio.Queue[Chunk | None]) -> None:
-        batches = self.reader.batches()
+        batches = self.reader.batches(self.book.seen)  # finished rows skipped unread
         while not self.stop.stopping:
             batch = await asyncio.to_thread(next, batches, None)
             if batch is None:

@@ -24,9 +24,10 @@ from pipeline.cache import ScoreCache
 from pipeline.call.client import ChunkFailed
 from pipeline.chunk import plan_final_pass
 from pipeline.errors import ProviderError
+from pipeline.ledger import QueryLedger
 from pipeline.merge import PendingQuery
 from pipeline.progress import Progress
-from pipeline.records import Chunk, ChunkScores, Failure, Query, UsageRecord
+from pipeline.records import Chunk, ChunkScores, Failure, Finished, Query, UsageRecord
 from pipeline.run.admission import Admitted, EarlierRuns, admit
 from pipeline.run.settings import RunSettings
 
@@ -58,6 +59,7 @@ class QueryBook:
         progress: Progress,
         earlier: EarlierRuns | None,
         cache: ScoreCache | None = None,
+        seen: QueryLedger | None = None,
     ):
         self.settings = settings
         self.cache = cache  # a score cache: looked up at admission, fed each chunk answer
@@ -65,7 +67,9 @@ class QueryBook:
         self.writer = writer
         self.progress = progress
         self.earlier = earlier
-        self.seen: set[str] = set()
+        # The query ids admitted so far: the run's on-disk `QueryLedger` (the resume
+        # state's, which also knows what earlier runs finished), or a private one.
+        self.seen = seen if seen is not None else QueryLedger()
         self._pending: dict[int, PendingQuery] = {}  # id(query) -> its state, while in flight
         self._warned_listwise = False
 
@@ -74,8 +78,11 @@ class QueryBook:
         """Queries admitted whose chunks are not all in (summary: in_flight_not_written)."""
         return len(self._pending)
 
-    def take(self, item: Query | Failure) -> list[Chunk]:
+    def take(self, item: Query | Failure | Finished) -> list[Chunk]:
         """Account for one input item; return the chunks to send for it (maybe none)."""
+        if isinstance(item, Finished):  # rows the reader skipped unread: done earlier
+            self.skip_finished(item)
+            return []
         self.stats.queries_read += 1
         result = admit(item, self.settings, self.seen, self.earlier, self.cache)
         if result is None:
@@ -86,6 +93,13 @@ class QueryBook:
             self.fail(result)
             return []
         return self._start(result)
+
+    def skip_finished(self, item: Finished) -> None:
+        """Input rows of queries an earlier run finished, left unread by the reader: read
+        and skipped, all at once."""
+        self.stats.queries_read += item.count
+        self.stats.queries_skipped += item.count
+        self.progress.skip(item.count)
 
     def _start(self, admitted: Admitted) -> list[Chunk]:
         query, chunks = admitted.query, admitted.chunks

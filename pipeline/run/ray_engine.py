@@ -53,7 +53,8 @@ from pipeline.errors import (
 )
 from pipeline.limit.shared import PermitDesk, SharedLimits, split_concurrency
 from pipeline.progress import Progress
-from pipeline.records import Failure, Query, UsageRecord
+from pipeline.read.layouts import IdScreen, Item
+from pipeline.records import Failure, Finished, Query, UsageRecord
 from pipeline.run.admission import screen
 from pipeline.run.engine import AsyncEngine
 from pipeline.run.outcome import Outcome
@@ -145,8 +146,8 @@ class _Batch:
     def __init__(self, queries: list[Query]):
         self.queries = queries
 
-    def batches(self) -> Iterator[list[Query | Failure]]:
-        yield list(self.queries)
+    def batches(self, screen: IdScreen | None = None) -> Iterator[list[Item]]:
+        yield list(self.queries)  # screened by the driver already
 
 
 class _Quiet(Progress):
@@ -345,7 +346,7 @@ class RayEngine:
             self._inflight.clear()
 
     async def _feed(self) -> None:
-        batches = self.job.reader.batches()
+        batches = self.job.reader.batches(self.book.seen)  # finished rows skipped unread
         current: list[Query] = []
         docs = 0
         while not self.stop.stopping:
@@ -355,6 +356,9 @@ class RayEngine:
             for item in batch:
                 if self.stop.stopping:
                     return
+                if isinstance(item, Finished):  # rows the reader skipped unread: done earlier
+                    self.book.skip_finished(item)
+                    continue
                 self.stats.queries_read += 1
                 screened = screen(item, self.book.seen, self.job.resume)
                 if screened is None:
@@ -509,16 +513,19 @@ async def run_on_ray(job: PreparedJob, *, quiet: bool = False) -> Outcome:
         final_pass=cfg.limits.final_pass,
     )
     workers, desk, n = start_workers(ray, job)
-    book = QueryBook(job.settings, stats, writer, progress, job.resume, None)
+    book = QueryBook(job.settings, stats, writer, progress, job.resume, None, job.resume.ledger)
     engine = RayEngine(job, book, writer, progress, workers)
     try:
         await engine.run()
     finally:
         progress.close()
         try:
-            await writer.close()
+            # A stopped run leaves compaction to the run that finishes the job.
+            await writer.close(compact=not engine.stop.stopping)
         except OutputError as exc:
             engine.output_error = engine.output_error or exc
+        finally:
+            job.resume.ledger.close()
         for actor in [*workers, desk]:
             ray.kill(actor)
         if started:

@@ -105,7 +105,9 @@ async def run_job(
         timeout_s=lim.timeout_s,
         connect_timeout_s=lim.connect_timeout_s,
     )
-    book = QueryBook(job.settings, stats, writer, progress, job.resume, job.cache)
+    book = QueryBook(
+        job.settings, stats, writer, progress, job.resume, job.cache, job.resume.ledger
+    )
     engine = AsyncEngine(
         job.reader,
         book,
@@ -122,9 +124,12 @@ async def run_job(
             await wire.close()
         progress.close()
         try:
-            await writer.close()
+            # A stopped run leaves compaction to the run that finishes the job.
+            await writer.close(compact=not engine.stop.stopping)
         except OutputError as exc:  # the last try failed too: the run ends with it
             engine.output_error = engine.output_error or exc
+        finally:
+            job.resume.ledger.close()  # its temporary database goes with it
         if job.cache is not None:
             job.cache.close()  # stores what is queued: its counts are final below
     return finish(job, stats, engine, book.in_flight, {"kind": "local"})

@@ -2,8 +2,8 @@
 
     writer = OutputWriter(Path("out"), include_text=False)
     writer.add_ranked(query, ranking); writer.add_usage(record); writer.add_failure(failure)
-    await writer.maybe_flush()   # every flush_rows rows or flush_seconds seconds
-    await writer.close()
+    await writer.maybe_flush()   # every flush_rows rows (per dataset) or flush_seconds seconds
+    await writer.close(compact=True)  # the end of a job: small parts merged (see compact)
 
 A flush is a commit: each dataset's buffered rows go to a temporary hidden file, which is
 fsynced and renamed to `part-NNNNNN-RUN.parquet`; only then is one line appended (and
@@ -11,6 +11,11 @@ fsynced) to `_manifest.jsonl` naming the parts. A part that no manifest line nam
 off by a crash and is ignored and removed by the next run, so a half-written file is never
 read and a query is never counted twice. Readers may use
 `polars.scan_parquet("OUT/results/*.parquet")` at any time: hidden temp files do not match.
+
+At the end of a job, small parts are merged into parts of tens of MB (`compact`); each
+merged part is published by one manifest line that `"replaces"` the small ones, which
+are deleted right after. Between that line and the deletes (milliseconds, or until the
+next run if a crash falls there) a folder glob sees both: `committed_parts(OUT)` never does.
 """
 
 from pipeline.write.parts import DATASETS, OutputWriter, committed_parts, drop_retryable_failures
