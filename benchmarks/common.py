@@ -156,6 +156,38 @@ def grouped_parquet(
     return path
 
 
+def pairs_parquet(n_queries: int, n_docs: int) -> Path:
+    """The same candidates as `grouped_parquet(n_queries, n_docs)`, one row per candidate
+    (query_id, query, text, doc_id), a query's rows contiguous. Converted streaming. Cached."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    grouped = grouped_parquet(n_queries, n_docs)
+    path = grouped.with_name("pairs-" + grouped.name.removeprefix("grouped-"))
+    if path.exists():
+        return path
+    tmp = path.with_suffix(".tmp")
+    writer = None
+    for batch in pq.ParquetFile(grouped).iter_batches(batch_size=1024):
+        parents = pc.list_parent_indices(batch.column("documents"))
+        table = pa.table(
+            {
+                "query_id": pc.take(batch.column("query_id"), parents),
+                "query": pc.take(batch.column("query"), parents),
+                "text": pc.list_flatten(batch.column("documents")),
+                "doc_id": pc.list_flatten(batch.column("doc_ids")),
+            }
+        )
+        if writer is None:
+            writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+        writer.write_table(table)
+    assert writer is not None
+    writer.close()
+    tmp.rename(path)
+    return path
+
+
 def fresh_dir(name: str) -> Path:
     """An empty scratch directory for one run's outputs."""
     import shutil

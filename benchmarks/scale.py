@@ -3,12 +3,15 @@
     python benchmarks/scale.py                                # 100,000 and 3,000,000 queries
     python benchmarks/scale.py --queries 100000,1000000
     python benchmarks/scale.py --baseline ../wt-base          # another checkout, side by side
+    python benchmarks/scale.py --layout pairs                 # one row per candidate
 
 Inputs: grouped Parquet of N queries x 10 candidates (query_id, query, documents,
 doc_ids), generated streaming, 1,024 rows at a time (benchmarks/common.py, cached under
-$RERANK_BENCH_CACHE). Every figure is one command of the real CLI in a fresh interpreter,
-the `local` provider (BM25 in process), default settings; peak RSS is that child's own
-(`os.wait4` rusage), so no figure includes another's memory. For each N, in order:
+$RERANK_BENCH_CACHE); with `--layout pairs` the same candidates one row each (query_id,
+query, text, doc_id), so N queries are 10 N rows. Every figure is one command of the real
+CLI in a fresh interpreter, the `local` provider (BM25 in process), default settings; peak
+RSS is that child's own (`os.wait4` rusage), so no figure includes another's memory. For
+each N, in order:
 
 1. `run` into an empty directory (wall time, queries/s, peak RSS, part files per folder);
 2. the same `run` again: everything is done, a no-op resume (wall time, peak RSS);
@@ -32,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, REPO, grouped_parquet  # noqa: E402
+from common import CACHE, REPO, grouped_parquet, pairs_parquet  # noqa: E402
 
 DOCS = 10
 
@@ -73,12 +76,12 @@ def folder_mb(out: Path) -> float:
     return sum(p.stat().st_size for p in out.rglob("*.parquet")) / 1e6
 
 
-def measure_size(code: Path, label: str, n: int, data: Path, work: Path) -> dict:
+def measure_size(code: Path, label: str, n: int, data: Path, work: Path, layout: str) -> dict:
     out = work / f"{label}-{n}"
     shutil.rmtree(out, ignore_errors=True)
     job = work / f"{label}-{n}.toml"
     job.write_text(
-        f'[input]\npath = "{data}"\n[provider]\nkind = "local"\n[output]\ndir = "{out}"\n'
+        f'[input]\npath = "{data}"\nlayout = "{layout}"\n[provider]\nkind = "local"\n[output]\ndir = "{out}"\n'
     )
     r = {"run": measure(code, "run", str(job), "--quiet")}
     r["parts"] = folder_counts(out)
@@ -150,6 +153,7 @@ def table(sizes: list[int], results: dict[str, dict[int, dict]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--queries", default="100000,3000000", help="comma-separated sizes")
+    parser.add_argument("--layout", choices=("grouped", "pairs"), default="grouped")
     parser.add_argument("--baseline", type=Path, help="another checkout to measure the same way")
     args = parser.parse_args()
     sizes = sorted(int(x) for x in args.queries.split(","))
@@ -158,18 +162,22 @@ def main() -> None:
     codes = {"this": REPO}
     if args.baseline:
         codes["baseline"] = args.baseline.resolve()
-    say(f"inputs: grouped Parquet, {DOCS} candidates per query, in {CACHE}")
+    make = pairs_parquet if args.layout == "pairs" else grouped_parquet
+    say(f"inputs: {args.layout} Parquet, {DOCS} candidates per query, in {CACHE}")
     data = {}
     for n in sizes:
         start = time.perf_counter()
-        data[n] = grouped_parquet(n, DOCS)
+        data[n] = make(n, DOCS)
         say(f"    {n:>10,} queries: {data[n]} ({time.perf_counter() - start:.0f} s to have it)")
     results: dict[str, dict[int, dict]] = {label: {} for label in codes}
     try:
         for label, code in codes.items():
             say(f"\n{label}: {code}")
             for n in sizes:
-                results[label][n] = {"n": n, **measure_size(code, label, n, data[n], work)}
+                results[label][n] = {
+                    "n": n,
+                    **measure_size(code, label, n, data[n], work, args.layout),
+                }
     finally:
         shutil.rmtree(work, ignore_errors=True)
     say("\n" + table(sizes, results))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pipeline.config import DefaultName, InputConfig
+from pipeline.ledger import QueryLedger
 from pipeline.read.sources import (
     MISSING,
     InputError,
@@ -160,14 +161,15 @@ class InputReader:
                 done: list[Item] = [Finished(batch.finished)] if batch.finished else []
                 yield done + _bad_rows(batch) + [self._grouped(batch, i) for i in range(len(batch))]
         else:
-            group = PairsGroup()
-            for batch in self.row_batches(screen):
-                out = _bad_rows(batch)
-                for i in range(len(batch)):
-                    out.extend(self._pairs_row(batch, i, group))
-                yield out
-            if group.query_id is not None:
-                yield [group.finish()]
+            with QueryLedger() as started:
+                group = PairsGroup(started)
+                for batch in self.row_batches(screen):
+                    out = _bad_rows(batch)
+                    for i in range(len(batch)):
+                        out.extend(self._pairs_row(batch, i, group))
+                    yield out
+                if group.query_id is not None:
+                    yield [group.finish()]
 
     # -- grouped ---------------------------------------------------------------------
     def _grouped(self, batch: RowBatch, i: int) -> Item:
@@ -196,7 +198,7 @@ class InputReader:
         if qid != group.query_id:
             if group.query_id is not None:
                 out.append(group.finish())
-            if qid in group.started and not self.cfg.allow_ungrouped:
+            if not group.started.first_sight(qid) and not self.cfg.allow_ungrouped:
                 raise InputError(
                     f"input is not grouped by query_id: sort it ({label}: query_id {qid!r} "
                     "comes back after other queries). Its earlier rows may have been ranked "
@@ -240,6 +242,9 @@ class InputReader:
 class PairsGroup:
     """The one query being assembled from contiguous pairs rows."""
 
+    # Every query id started so far (a pairs input must be grouped): an on-disk ledger of
+    # its own, so a pairs input of any size holds no Python object per query.
+    started: QueryLedger
     query_id: str | None = None
     source: str = ""
     text: str = ""
@@ -247,12 +252,8 @@ class PairsGroup:
     doc_ids: list[str] = field(default_factory=list)
     id_set: set[str] = field(default_factory=set)
     problem: FieldProblem | None = None
-    # Every query id started so far: a pairs input must be grouped. Held in memory (one
-    # string per query of a pairs input); the run's own ids live in its on-disk ledger.
-    started: set[str] = field(default_factory=set)
 
     def start(self, qid: str, label: str) -> None:
-        self.started.add(qid)
         self.query_id, self.source, self.text = qid, label, ""
         self.documents, self.doc_ids, self.id_set, self.problem = [], [], set(), None
 
