@@ -10,13 +10,17 @@ doc_ids), generated streaming, 1,024 rows at a time (benchmarks/common.py, cache
 $RERANK_BENCH_CACHE); with `--layout pairs` the same candidates one row each (query_id,
 query, text, doc_id), so N queries are 10 N rows. Every figure is one command of the real
 CLI in a fresh interpreter, the `local` provider (BM25 in process), default settings; peak
-RSS is that child's own (`os.wait4` rusage), so no figure includes another's memory. For
-each N, in order:
+RSS is that child's own (its VmHWM, read as it exits), so no figure includes another's
+memory. For each N, in order:
 
 1. `run` into an empty directory (wall time, queries/s, peak RSS, part files per folder);
 2. the same `run` again: everything is done, a no-op resume (wall time, peak RSS);
 3. `estimate` of the same job (wall time, peak RSS);
 4. `report` of the output directory (wall time, peak RSS).
+
+Then `eval OUT --qrels Q` of a 1,000,000-query output (10 candidates, 3,000,000
+judgments; `--eval-queries`, 0 skips it), written streaming as the writer commits parts
+(benchmarks/eval_scale.py builds it), measured the same way.
 
 The table puts the sizes side by side with the growth from the smallest to the largest
 and the bounds of issue 12: run and estimate peak RSS grow <= 10%; the resume's peak RSS
@@ -36,6 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CACHE, REPO, grouped_parquet, pairs_parquet  # noqa: E402
+from eval_scale import write_output_dir, write_qrels  # noqa: E402
 
 DOCS = 10
 
@@ -44,25 +49,42 @@ def say(*args) -> None:
     print(*args, flush=True)
 
 
+# Runs `python -m pipeline ARGS` and, at its exit, writes its own VmHWM (peak resident set)
+# to the file named first. Not rusage: Linux carries ru_maxrss across fork and exec, so a
+# child that starts from this (large) benchmark process would report at least our size.
+LAUNCH = """
+import atexit, runpy, sys
+out = sys.argv[1]
+def peak():
+    with open("/proc/self/status") as fh:
+        kb = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+    with open(out, "w") as fh:
+        fh.write(str(kb))
+atexit.register(peak)
+sys.argv = ["pipeline", *sys.argv[2:]]
+runpy.run_module("pipeline", run_name="__main__", alter_sys=True)
+"""
+
+
 def measure(code: Path, *args: str) -> dict:
     """`python -m pipeline ARGS` with `code`'s package first on the path: wall s, peak MB."""
     env = {**os.environ, "PYTHONPATH": str(code)}
+    peak_file = CACHE / f"peak-{os.getpid()}.txt"
+    peak_file.unlink(missing_ok=True)
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args],
+    proc = subprocess.run(
+        [sys.executable, "-c", LAUNCH, str(peak_file), *args],
         cwd=code,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    assert proc.stderr is not None
-    stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode not in (0, 1):
-        raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}:\n{stderr[-2000:]!r}")
-    return {"wall_s": wall, "rss_mb": usage.ru_maxrss / 1024}
+        raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-2000:]!r}")
+    rss_mb = int(peak_file.read_text()) / 1024
+    peak_file.unlink()
+    return {"wall_s": wall, "rss_mb": rss_mb}
 
 
 def folder_counts(out: Path) -> dict[str, int]:
@@ -154,6 +176,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--queries", default="100000,3000000", help="comma-separated sizes")
     parser.add_argument("--layout", choices=("grouped", "pairs"), default="grouped")
+    parser.add_argument("--eval-queries", type=int, default=1_000_000, help="0: no eval")
     parser.add_argument("--baseline", type=Path, help="another checkout to measure the same way")
     args = parser.parse_args()
     sizes = sorted(int(x) for x in args.queries.split(","))
@@ -178,9 +201,32 @@ def main() -> None:
                     "n": n,
                     **measure_size(code, label, n, data[n], work, args.layout),
                 }
+        evals = {
+            label: measure_eval(code, args.eval_queries, work) for label, code in codes.items()
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
     say("\n" + table(sizes, results))
+    for label, r in evals.items():
+        if r:
+            say(
+                f"{label}: eval of {args.eval_queries:,} queries ({3 * args.eval_queries:,} "
+                f"judgments): peak RSS {r['rss_mb']:,.0f} MB, wall {r['wall_s']:.1f} s"
+                "  (bound: <= 1,536 MB and <= 120 s)"
+            )
+
+
+def measure_eval(code: Path, queries: int, work: Path) -> dict | None:
+    if not queries:
+        return None
+    out, qrels = work / "eval-out", work / "eval-qrels.txt"
+    shutil.rmtree(out, ignore_errors=True)
+    write_output_dir(out, queries, rows_per_part=20_000)
+    write_qrels(qrels, queries)
+    r = measure(code, "eval", str(out), "--qrels", str(qrels), "--quiet")
+    say(f"    eval     {queries:>10,}           {r['wall_s']:8.1f} s  {r['rss_mb']:6.0f} MB")
+    shutil.rmtree(out, ignore_errors=True)
+    return r
 
 
 if __name__ == "__main__":
