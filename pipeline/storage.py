@@ -32,6 +32,7 @@ import io
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -88,7 +89,10 @@ def location(
     text = str(text)
     if not is_url(text):
         return Path(text[len("file://") :] if text.startswith("file://") else text)
-    check_url(text, key)
+    try:
+        check_url(text, key)
+    except ConfigError as exc:
+        raise error(str(exc)) from None
     scheme, rest = text.split("://", 1)
     path = rest.strip("/")
     try:
@@ -255,6 +259,20 @@ class ObjectPath:
 
 
 Location: TypeAlias = "Path | ObjectPath"  # a local file or folder, or one on a store
+
+
+@contextlib.contextmanager
+def local_folder(target: Location, last: str = "summary.json") -> Iterator[Path]:
+    """A local folder whose files end up in `target`: `target` itself when it is local;
+    else a temporary folder, uploaded file by file into `target` when the block succeeds
+    (`last` at the end: the file that says the others are complete)."""
+    if isinstance(target, Path):
+        yield target
+        return
+    with tempfile.TemporaryDirectory(prefix="rerank-pipeline-") as staging:
+        yield Path(staging)
+        for file in sorted(Path(staging).iterdir(), key=lambda f: f.name == last):
+            (target / file.name).upload(file)
 
 
 def parquet_file(where: Location, **options: Any) -> pq.ParquetFile:

@@ -358,3 +358,43 @@ def test_environment_is_read_not_stored(grouped):
         text = files[f"grouped/out/{name}"].decode()
         assert grouped["out"] in text or name == "_job.json"
         assert os.environ["AWS_ENDPOINT_URL"] not in text
+
+
+def test_overwrite_on_s3_deletes_only_this_tools_files(tmp_path, s3):
+    from pipeline.errors import SetupError
+    from pipeline.run.prepare import prepare_job
+
+    queries = make_queries(12, [3, 5], seed=3)
+    source = write_grouped_parquet(tmp_path / "in.parquet", queries)
+    cfg = job_config(upload(source, "ow/in.parquet"), url("ow/out"), kind="local")
+    assert run_sync(cfg).exit_code == 0
+    first = set(keys_under("ow/out/results"))
+    upload(source, "ow/out/notes.parquet")  # beside our folders: not ours, left alone
+    assert run_sync_overwrite(cfg).exit_code == 0
+    after = keys_under("ow/out")
+    assert "ow/out/notes.parquet" in after
+    assert not first & set(after)  # the earlier parts are gone, the new run's are there
+    assert s3_results(s3, url("ow/out")).height == sum(len(q["doc_ids"]) for q in queries)
+    upload(source, "ow/out/results/mine.parquet")  # inside our folders: refused, named
+    with pytest.raises(SetupError, match="results/mine.parquet"):
+        prepare_job(cfg, overwrite=True)
+    assert "ow/out/results/mine.parquet" in keys_under("ow/out")
+
+
+def run_sync_overwrite(cfg):
+    import asyncio
+
+    return asyncio.run(run(cfg, overwrite=True))
+
+
+def test_compare_reads_s3_output_dirs(grouped, s3, tmp_path):
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text(
+        "".join(f"{q['query_id']} 0 {q['doc_ids'][0]} 1\n" for q in grouped["queries"][:40])
+    )
+    proc = cli("compare", grouped["out"], str(grouped["local"]), "--qrels", str(qrels), "-q")
+    assert proc.returncode == 0, proc.stderr
+    written = keys_under("grouped/compare")  # default: compare/ beside the first OUTDIR
+    summary = orjson.loads(written["grouped/compare/summary.json"])
+    assert summary["output_dirs"]["out"] == grouped["out"]
+    assert summary["mean"]["out"] == summary["mean"]["local"]  # the same system, twice

@@ -19,7 +19,6 @@ its evaluation is written to a local temporary folder and then uploaded to ``OUT
 from __future__ import annotations
 
 import sys
-import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -34,7 +33,7 @@ from pipeline.evaluate.output_dir import ResultRows, first_stage_source
 from pipeline.evaluate.report import write_reports
 from pipeline.evaluate.runs import append_trec_run, read_trec_run
 from pipeline.evaluate.settings import DEFAULT_K, DEFAULT_TEST, EvalSettings
-from pipeline.storage import Location, ObjectPath, location
+from pipeline.storage import Location, local_folder, location
 from pipeline.text import plural
 
 FIRST_STAGE, RERANKED = "first_stage", "reranked"
@@ -80,27 +79,9 @@ def evaluate_output_dir(
     stage came from."""
     settings = EvalSettings.parse(k, relevance_threshold, significance)
     outdir = location(outdir, "OUTDIR", EvalInputError)
-    if out is None:
-        if isinstance(outdir, ObjectPath):
-            return _evaluate_to_store(outdir, qrels, settings, print_table, stream)
-        out = outdir / "eval"
-    return _evaluate(outdir, qrels, settings, print_table, Path(out), stream)
-
-
-def _evaluate_to_store(
-    outdir: ObjectPath,
-    qrels: Path,
-    settings: EvalSettings,
-    print_table: bool,
-    stream: TextIO | None,
-) -> dict:
-    """Evaluated into a local temporary folder, then uploaded to OUTDIR/eval/."""
-    with tempfile.TemporaryDirectory(prefix="rerank-eval-") as staging:
-        summary = _evaluate(outdir, qrels, settings, print_table, Path(staging), stream)
-        files = sorted(Path(staging).iterdir(), key=lambda f: f.name == "summary.json")
-        for file in files:  # summary.json last, as locally: it says the rest is there
-            (outdir / "eval" / file.name).upload(file)
-    return summary
+    target = Path(out) if out is not None else outdir / "eval"
+    with local_folder(target) as folder:  # on an object store: uploaded at the end
+        return _evaluate(outdir, qrels, settings, print_table, folder, stream)
 
 
 def _evaluate(
