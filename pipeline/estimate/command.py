@@ -47,8 +47,8 @@ def add_estimate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument(
         "--calibrate",
         metavar="OUTDIR",
-        type=Path,
-        help="scale the estimate by what an earlier run of the same provider reported",
+        help="scale the estimate by what an earlier run of the same provider reported "
+        "(a folder, or an object store's URL)",
     )
     p.add_argument(
         "--latency-ms",
@@ -97,7 +97,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         counter = TokenizerCounter(args.tokenizer) if args.tokenizer else None
         calibration = None
         if args.calibrate:
-            calibration = load_calibration(args.calibrate)
+            calibration = load_calibration(location(args.calibrate, "--calibrate", SetupError))
             if calibration.kind not in (None, cfg.provider.kind):
                 raise CalibrationError(
                     f"{args.calibrate} was a run of provider {calibration.kind!r}, this job uses "

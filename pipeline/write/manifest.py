@@ -32,7 +32,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.storage import Location, ObjectPath, write_parquet_object
+from pipeline.storage import Location, ObjectPath, location, write_parquet_object
 
 MANIFEST = "_manifest.jsonl"
 DATASETS = ("results", "usage", "failures")
@@ -85,9 +85,11 @@ def commit_part(out_dir: Location, name: str, table: pa.Table, seq: int, run_id:
     return final
 
 
-def committed_parts(out_dir: Location) -> dict[str, list[Location]]:
-    """Part files a manifest line names, per dataset, in commit order."""
+def committed_parts(out_dir: str | Location) -> dict[str, list[Location]]:
+    """Part files a manifest line names, per dataset, in commit order (`out_dir`: a
+    folder, or an object store's URL)."""
     parts: dict[str, list[Location]] = {name: [] for name in DATASETS}
+    out_dir = location(out_dir, "output.dir")
     manifest = out_dir / MANIFEST
     if not manifest.exists():
         return parts
