@@ -188,7 +188,7 @@ def check_eval(cfg: JobConfig) -> None:
 def _check_output_prefix(path: ObjectPath) -> None:
     """An object-store output.dir: its bucket must exist (we never create one), and the
     prefix must not be an object. Whether we may write is known at the first PUT."""
-    bucket = ObjectPath(path.fs, path.scheme, path.path.split("/", 1)[0])
+    bucket = path.at(path.path.split("/", 1)[0])
     try:
         if not bucket.is_dir():
             raise SetupError(f"output.dir {str(path)!r}: bucket {bucket.path!r} not found")

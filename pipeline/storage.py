@@ -52,7 +52,7 @@ UPLOAD_CHUNK = 8 << 20
 def is_url(text: str | os.PathLike[str]) -> bool:
     """A `scheme://` URL other than `file://` (a local path, as a Path)."""
     found = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", str(text))
-    return bool(found) and found.group(1).lower() != "file"  # type: ignore[union-attr]
+    return found is not None and found.group(1).lower() != "file"
 
 
 def check_url(text: str, key: str) -> None:
@@ -94,16 +94,18 @@ def location(
     except ConfigError as exc:
         raise error(str(exc)) from None
     scheme, rest = text.split("://", 1)
-    path = rest.strip("/")
+    scheme, path, root = scheme.lower(), rest.strip("/"), f"{scheme}://"
     try:
-        if scheme.lower() in ("s3", "s3a"):
+        if scheme in ("s3", "s3a"):
             fs: pafs.FileSystem = _s3(path.split("/", 1)[0])
-        else:
+        else:  # gs://bucket/key, hdfs://host:port/path...: as pyarrow resolves them
             fs, path = pafs.FileSystem.from_uri(text)
-            path = path.strip("/")
+            path, body = path.rstrip("/"), text.rstrip("/")
+            if path and body.endswith(path):  # the URL's own host part, for messages
+                root = body[: len(body) - len(path)]
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise error(f"{key} {text!r}: cannot open its filesystem ({exc})") from None
-    return ObjectPath(fs, scheme.lower(), path)
+    return ObjectPath(fs, scheme, path, root=root)
 
 
 ENV_KEYS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
@@ -139,15 +141,24 @@ def _s3_filesystem(bucket: str, env: tuple[str | None, ...]) -> pafs.S3FileSyste
 class ObjectPath:
     """A file or prefix on a `pyarrow.fs` filesystem, with the `Path` methods we use."""
 
-    __slots__ = ("fs", "scheme", "path", "_type", "_size")
+    __slots__ = ("fs", "scheme", "path", "root", "_type", "_size")
 
-    def __init__(self, fs: pafs.FileSystem, scheme: str, path: str, info: Any = None):
-        self.fs, self.scheme, self.path = fs, scheme, path.strip("/")
+    def __init__(
+        self, fs: pafs.FileSystem, scheme: str, path: str, info: Any = None, root: str = ""
+    ):
+        """`path` as the filesystem names it ("bucket/key"); `root` what precedes it in
+        the URL ("s3://", the default)."""
+        self.fs, self.scheme, self.path = fs, scheme, path.rstrip("/")
+        self.root = root or f"{scheme}://"
         self._type = info.type if info is not None else None  # from a listing: no HEAD
         self._size = info.size if info is not None else None
 
+    def at(self, path: str, info: Any = None) -> ObjectPath:
+        """Another path on the same filesystem."""
+        return ObjectPath(self.fs, self.scheme, path, info, self.root)
+
     def __str__(self) -> str:
-        return f"{self.scheme}://{self.path}"
+        return f"{self.root}{self.path}"
 
     def __repr__(self) -> str:
         return f"ObjectPath({str(self)!r})"
@@ -162,7 +173,7 @@ class ObjectPath:
         return hash((self.scheme, self.path))
 
     def __truediv__(self, name: str) -> ObjectPath:
-        return ObjectPath(self.fs, self.scheme, f"{self.path}/{name}")
+        return self.at(f"{self.path}/{name}")
 
     @property
     def name(self) -> str:
@@ -170,7 +181,7 @@ class ObjectPath:
 
     @property
     def parent(self) -> ObjectPath:
-        return ObjectPath(self.fs, self.scheme, self.path.rsplit("/", 1)[0])
+        return self.at(self.path.rsplit("/", 1)[0])
 
     def _file_type(self) -> Any:
         if self._type is None:
@@ -208,7 +219,7 @@ class ObjectPath:
     def _listing(self, recursive: bool) -> Iterator[ObjectPath]:
         selector = pafs.FileSelector(self.path, allow_not_found=True, recursive=recursive)
         for info in self.fs.get_file_info(selector):
-            yield ObjectPath(self.fs, self.scheme, info.path, info)
+            yield self.at(info.path, info)
 
     def mkdir(self, parents: bool = False, exist_ok: bool = False) -> None:
         """Nothing to do: an object store has no folders, only key prefixes."""

@@ -128,7 +128,7 @@ def _object_files(where: ObjectPath, url: str) -> list[ObjectPath]:
             root = where
         else:  # listed from the last "/" before the first wildcard
             above = where.path[: wildcard.start()].rsplit("/", 1)[0]
-            root = ObjectPath(where.fs, where.scheme, above)
+            root = where.at(above)
         if not root.is_dir():
             raise InputError(f"input.path {url!r}: no such object or prefix")
         listed = root.files()
