@@ -180,7 +180,8 @@ def test_inputs_on_s3_in_both_layouts_and_several_objects(tmp_path, s3, layout):
     local_dir.mkdir()
     for i, part in enumerate(thirds):
         if layout.startswith("pairs"):
-            local = write_pairs_jsonl(local_dir / f"part-{i}.jsonl", part)
+            suffix = ".jsonl.gz" if i == 1 else ".jsonl"  # gzipped too, detected by content
+            local = write_pairs_jsonl(local_dir / f"part-{i}{suffix}", part)
         else:
             local = write_grouped_parquet(local_dir / f"part-{i}.parquet", part)
         upload(local, f"{layout}/in/{local.name}")

@@ -279,9 +279,11 @@ def jsonl_batches(
     """`keys_seen`, when given, collects every key of the rows read (for error messages)."""
     try:
         raw = path.open("rb")
+        # Peeked, not reopened: on an object store a second open is a second GET.
+        gzipped = raw.peek(2)[:2] == b"\x1f\x8b"
     except OSError as exc:
         raise InputError(f"{path}: cannot open ({exc.strerror or exc})") from None
-    stream: io.BufferedIOBase = gzip.GzipFile(fileobj=raw) if _is_gzip(path) else raw
+    stream: io.BufferedIOBase = gzip.GzipFile(fileobj=raw) if gzipped else raw
     rows: list[dict] = []
     labels: list[str] = []
     bad: list[tuple[str, str]] = []
@@ -321,11 +323,6 @@ def jsonl_batches(
 def _rows_to_batch(rows: list[dict], labels: list[str], bad: list, columns: list[str]) -> RowBatch:
     cols = {name: [r.get(name, MISSING) for r in rows] for name in columns}
     return RowBatch(cols, labels, bad)
-
-
-def _is_gzip(path: Location) -> bool:
-    with path.open("rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
 
 
 def _json_problem(line: bytes, exc: Exception) -> str:
