@@ -6,6 +6,7 @@ The same jobs run against a local directory give the expected output."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -18,6 +19,8 @@ import polars as pl
 import pyarrow.fs as pafs
 import pytest
 
+from pipeline.errors import SetupError
+from pipeline.run.prepare import prepare_job
 from pipeline.storage import ObjectPath, location, parquet_file
 from pipeline.write import committed_parts
 from tests.fake_server import Knobs, ThreadedServer
@@ -127,10 +130,9 @@ def grouped(tmp_path_factory, s3):
     return {"tmp": tmp, "queries": queries, "local": local, "out": out_url, "outcome": outcome}
 
 
-def run_sync(cfg):
-    import asyncio
-
-    return asyncio.run(run(cfg))
+def run_sync(cfg, **kwargs):
+    """A job prepared and run in this process, as the CLI would (kwargs: overwrite...)."""
+    return asyncio.run(run(cfg, **kwargs))
 
 
 def test_a_job_on_s3_gives_the_local_runs_results(grouped, s3):
@@ -362,16 +364,13 @@ def test_environment_is_read_not_stored(grouped):
 
 
 def test_overwrite_on_s3_deletes_only_this_tools_files(tmp_path, s3):
-    from pipeline.errors import SetupError
-    from pipeline.run.prepare import prepare_job
-
     queries = make_queries(12, [3, 5], seed=3)
     source = write_grouped_parquet(tmp_path / "in.parquet", queries)
     cfg = job_config(upload(source, "ow/in.parquet"), url("ow/out"), kind="local")
     assert run_sync(cfg).exit_code == 0
     first = set(keys_under("ow/out/results"))
     upload(source, "ow/out/notes.parquet")  # beside our folders: not ours, left alone
-    assert run_sync_overwrite(cfg).exit_code == 0
+    assert run_sync(cfg, overwrite=True).exit_code == 0
     after = keys_under("ow/out")
     assert "ow/out/notes.parquet" in after
     assert not first & set(after)  # the earlier parts are gone, the new run's are there
@@ -380,12 +379,6 @@ def test_overwrite_on_s3_deletes_only_this_tools_files(tmp_path, s3):
     with pytest.raises(SetupError, match="results/mine.parquet"):
         prepare_job(cfg, overwrite=True)
     assert "ow/out/results/mine.parquet" in keys_under("ow/out")
-
-
-def run_sync_overwrite(cfg):
-    import asyncio
-
-    return asyncio.run(run(cfg, overwrite=True))
 
 
 def test_compare_reads_s3_output_dirs(grouped, s3, tmp_path):
