@@ -152,10 +152,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def print_failures(out_dir: str, earlier: int) -> None:
     """Why queries failed: failures/ by error kind (`pipeline.run.failure_table`)."""
-    from pathlib import Path
+    from pipeline.storage import location
 
     try:
-        kinds = failure_kinds(Path(out_dir))
+        kinds = failure_kinds(location(out_dir, "output.dir"))
     except (OSError, ValueError) as exc:  # unreadable: the counts above still stand
         print(f"warning: {out_dir}/failures/ cannot be read: {exc}", file=sys.stderr)
         return
@@ -173,7 +173,7 @@ def run_job_eval(cfg: JobConfig, qrels: str, quiet: bool) -> int:
         print(f"\nevaluation against {qrels}:")
     try:
         evaluate_output_dir(
-            Path(cfg.output.dir),
+            cfg.output.dir,  # a path, or an object store's URL
             Path(qrels),
             k=cfg.eval.k,
             relevance_threshold=cfg.eval.relevance_threshold,

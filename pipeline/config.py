@@ -24,6 +24,7 @@ from pipeline.accounting.prices import PricingError, check_pricing
 from pipeline.errors import ConfigError
 from pipeline.providers import known_kinds
 from pipeline.providers.local import bm25_parameters
+from pipeline.storage import Location, ObjectPath, check_url, is_url
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -154,6 +155,8 @@ class JobConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
 
 
+# An unknown key that names a credential: refused as such (the job file never holds one).
+CREDENTIAL_KEY = re.compile(r"secret|access_key|session_token|credential|password", re.I)
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
 CHOICES = {
     "input.format": ("auto", "parquet", "jsonl"),
@@ -185,12 +188,13 @@ NOT_NEGATIVE = {"limits.max_retry_wait_s"}  # 0: retry at once (the server's Ret
 BOM = "\ufeff"
 
 
-def load_job(path: str | Path, overrides: list[str] | None = None) -> JobConfig:
-    path = Path(path)
+def load_job(path: str | Location, overrides: list[str] | None = None) -> JobConfig:
+    """`path`: the job file, or a run's job.resolved.toml (possibly on an object store)."""
+    path = path if isinstance(path, ObjectPath) else Path(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read job file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read job file {path}: {exc.strerror or exc}") from None
     return load_job_text(decode_job(raw, str(path)), overrides, name=str(path))
 
 
@@ -254,6 +258,13 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
+    secret = next((k for k in unknown if CREDENTIAL_KEY.search(k)), None)
+    if secret is not None:  # named, never its value
+        raise ConfigError(
+            f"{prefix}{secret}: storage credentials are never read from the job file; set "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment "
+            "and remove the key"
+        )
     if unknown:
         raise ConfigError(
             f"unknown key {prefix}{unknown[0]}: known keys in [{where}] are {', '.join(sorted(names))}"
@@ -314,6 +325,8 @@ def validate(cfg: JobConfig) -> None:
         )
     if not cfg.output.dir:
         raise ConfigError("output.dir is required: the directory the results are written to")
+    check_url(cfg.input.path, "input.path")  # credentials in a URL: refused
+    check_url(cfg.output.dir, "output.dir")
 
     if not cfg.provider.kind:
         raise ConfigError(
@@ -370,6 +383,11 @@ def validate(cfg: JobConfig) -> None:
 def _validate_cache(cache: CacheConfig) -> None:
     if cache.path is not None and not cache.path.strip():
         raise ConfigError('cache.path is empty: give the cache file, e.g. "cache/scores.db"')
+    if cache.path is not None and is_url(cache.path):
+        raise ConfigError(
+            f"cache.path = {cache.path!r}: the score cache is a local SQLite file; give a "
+            "local path (output.dir may be on an object store, the cache may not)"
+        )
     if cache.path is None and (cache.max_age_days is not None or cache.read_only):
         raise ConfigError(
             "[cache] has settings but no path: set cache.path to turn the score cache on"

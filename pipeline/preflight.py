@@ -13,13 +13,13 @@ import ipaddress
 import os
 import ssl
 import sys
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from pipeline.accounting.cost import job_billing
 from pipeline.config import JobConfig
 from pipeline.errors import SetupError
 from pipeline.providers import Adapter
+from pipeline.storage import Location, ObjectPath
 
 FALLBACK_KEY_ENV = "RERANK_API_KEY"
 
@@ -151,7 +151,10 @@ def warn_plain_http(url: str) -> None:
         )
 
 
-def prepare_output_dir(path: Path) -> None:
+def prepare_output_dir(path: Location) -> None:
+    if isinstance(path, ObjectPath):
+        _check_output_prefix(path)
+        return
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -180,3 +183,16 @@ def check_eval(cfg: JobConfig) -> None:
         load_judgments(ev.qrels)
     except EvalInputError as exc:
         raise SetupError(f"eval.qrels: {exc}; fix [eval] or remove it") from None
+
+
+def _check_output_prefix(path: ObjectPath) -> None:
+    """An object-store output.dir: its bucket must exist (we never create one), and the
+    prefix must not be an object. Whether we may write is known at the first PUT."""
+    bucket = path.at(path.path.split("/", 1)[0])
+    try:
+        if not bucket.is_dir():
+            raise SetupError(f"output.dir {str(path)!r}: bucket {bucket.path!r} not found")
+        if path.is_file():
+            raise SetupError(f"output.dir {str(path)!r}: is an object, not a prefix")
+    except OSError as exc:
+        raise SetupError(f"output.dir {str(path)!r}: cannot reach it ({exc})") from None

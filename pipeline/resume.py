@@ -26,12 +26,12 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pipeline.config import JobConfig
 from pipeline.errors import SetupError
 from pipeline.ledger import QueryLedger
 from pipeline.read import resolve_sources
+from pipeline.storage import Location, parquet_file
 from pipeline.write import DATASETS, committed_parts, drop_retryable_failures
 from pipeline.write.ownership import clear_our_outputs, foreign_files
 from pipeline.write.parts import MANIFEST
@@ -89,7 +89,7 @@ class ResumeState:
 
 
 def prepare_resume(
-    out_dir: Path,
+    out_dir: Location,
     cfg: JobConfig,
     *,
     overwrite: bool,
@@ -131,7 +131,7 @@ def prepare_resume(
     return state
 
 
-def _load_finished(state: ResumeState, parts: dict[str, list[Path]]) -> None:
+def _load_finished(state: ResumeState, parts: dict[str, list[Location]]) -> None:
     ledger = state.ledger
     for path in parts["results"]:
         for batch in _batches(path, ["query_id"]):
@@ -147,11 +147,12 @@ def _load_finished(state: ResumeState, parts: dict[str, list[Path]]) -> None:
             ledger.load_ids(batch.column(0).filter(not_duplicate), QueryLedger.FAILED)
 
 
-def _batches(path: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
-    return pq.ParquetFile(path).iter_batches(batch_size=ID_BATCH_ROWS, columns=columns)
+def _batches(path: Location, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    # Only these columns are read (on an object store: ranged GETs of their column chunks).
+    return parquet_file(path).iter_batches(batch_size=ID_BATCH_ROWS, columns=columns)
 
 
-def _check_same_job(out_dir: Path, earlier: dict, identity: dict, accept_changed: bool) -> None:
+def _check_same_job(out_dir: Location, earlier: dict, identity: dict, accept_changed: bool) -> None:
     """Refuse another job's directory. A job whose only change is its input files (sizes,
     names: a repaired input) resumes with `accept_changed`: finished queries are kept, and
     the rest is read from the files as they are now."""
@@ -176,10 +177,11 @@ def _without_files(identity: dict) -> dict:
     return {**identity, "input": {**identity.get("input", {}), "files": None}}
 
 
-def _repair_manifest(out_dir: Path) -> None:
-    """Drop a last line cut off mid-write, so the next append starts on a fresh line."""
+def _repair_manifest(out_dir: Location) -> None:
+    """Drop a last line cut off mid-write, so the next append starts on a fresh line (on an
+    object store the manifest is replaced whole: no line is ever cut off)."""
     manifest = out_dir / MANIFEST
-    if not manifest.exists():
+    if not isinstance(manifest, Path) or not manifest.exists():
         return
     data = manifest.read_bytes()
     if data and not data.endswith(b"\n"):
@@ -188,7 +190,7 @@ def _repair_manifest(out_dir: Path) -> None:
             fh.truncate(len(keep))
 
 
-def _remove_uncommitted(out_dir: Path, parts: dict[str, list[Path]]) -> None:
+def _remove_uncommitted(out_dir: Location, parts: dict[str, list[Location]]) -> None:
     for name in DATASETS:
         folder = out_dir / name
         if not folder.exists():

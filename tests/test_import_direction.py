@@ -28,6 +28,7 @@ LOWER = [
     "read",
     "accounting",
     "cache",
+    "storage",
 ]
 UPPER = ("pipeline.call", "pipeline.run", "pipeline.runner", "pipeline.cli")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,6 +19,7 @@ import orjson
 from pipeline.accounting.cost import summary_cost
 from pipeline.accounting.prices import Pricing
 from pipeline.accounting.stats import JobStats
+from pipeline.storage import Location, ObjectPath
 
 
 def job_summary(
@@ -46,9 +46,12 @@ def job_summary(
     return summary
 
 
-def write_summary(out_dir: Path, summary: dict) -> None:
+def write_summary(out_dir: Location, summary: dict) -> None:
     """Written whole or not at all: a full disk leaves the earlier summary.json, never half
-    a file (the caller reports the OSError)."""
+    a file (the caller reports the OSError). On an object store: one PUT, whole or not."""
+    if isinstance(out_dir, ObjectPath):
+        (out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+        return
     target, tmp = out_dir / "summary.json", out_dir / ".summary.json.tmp"
     try:
         tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))

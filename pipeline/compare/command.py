@@ -6,8 +6,8 @@
 >>> parser = argparse.ArgumentParser(prog="rerank-pipeline")
 >>> add_compare_parser(parser.add_subparsers())
 >>> args = parser.parse_args(["compare", "out/a", "out/b", "--qrels", "q.txt", "--names", "x,y"])
->>> [d.name for d in args.outdirs], args.names, args.k, args.out
-(['a', 'b'], 'x,y', '1,3,5,10,20,100', None)
+>>> args.outdirs, args.names, args.k, args.out
+(['out/a', 'out/b'], 'x,y', '1,3,5,10,20,100', None)
 
 Exit status: 0 done; 2 bad input (directories of other queries or candidates, a malformed
 qrels line...: one line saying what); 130 interrupted. Building the parser imports no
@@ -37,7 +37,7 @@ def add_compare_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentP
         "summary.json and a quality-against-cost chart.",
     )
     add = parser.add_argument
-    add("outdirs", nargs="+", type=Path, metavar="OUTDIR", help="pipeline output directories")
+    add("outdirs", nargs="+", metavar="OUTDIR", help="pipeline output directories (or URLs)")
     add("--qrels", required=True, type=Path, help="judgments: TREC qrels, .parquet or .jsonl")
     add("--out", type=Path, help="output folder (default: compare/ beside the first OUTDIR)")
     add("--names", help="comma-separated system names, one per OUTDIR (default: their names)")

@@ -62,6 +62,7 @@ from pipeline.evaluate.judgments import Judgments
 from pipeline.evaluate.output_dir import first_stage_source
 from pipeline.evaluate.report import coverage, write_per_query
 from pipeline.evaluate.settings import DEFAULT_K, DEFAULT_TEST, EvalSettings
+from pipeline.storage import Location, local_folder, location
 from pipeline.text import plural
 
 CHART = "quality_vs_cost.png"
@@ -150,7 +151,7 @@ def _score_all(
 
 
 def compare_output_dirs(
-    outdirs: Sequence[Path],
+    outdirs: Sequence[str | Location],
     qrels: Path,
     out: Path | None = None,
     names: str | None = None,
@@ -163,12 +164,10 @@ def compare_output_dirs(
     """Compare the output directories ``outdirs`` (see the module docstring); write to
     ``out`` (default: ``compare/`` beside the first directory) and return the summary."""
     settings = EvalSettings.parse(k, relevance_threshold, significance)
-    outdirs = [Path(d) for d in outdirs]
-    if len(outdirs) < 2:
+    dirs = [location(d, "OUTDIR", EvalInputError) for d in outdirs]
+    if len(dirs) < 2:
         raise EvalInputError("give at least two output directories to compare (eval evaluates one)")
-    systems = [
-        load_system(n, d) for n, d in zip(system_names(outdirs, names), outdirs, strict=True)
-    ]
+    systems = [load_system(n, d) for n, d in zip(system_names(dirs, names), dirs, strict=True)]
     check_same_queries(systems)
     query_ids = systems[0].rows.query_ids
     judgments = _judgments(Path(qrels), query_ids)
@@ -194,74 +193,75 @@ def compare_output_dirs(
     warnings += [f"{n}: cost unknown, {c['from']}" for n, c in costs.items() if c["basis"] is None]
 
     # Every check passed: only now is anything written.
-    out = Path(out) if out is not None else outdirs[0].parent / "compare"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EvalInputError(f"cannot create output folder {out} ({exc.strerror})") from None
-    files = {"per_query": "per_query.parquet"}
-    write_per_query(out / files["per_query"], frames, metrics)
-    note = cost_chart(out / CHART, {n: mean[n][primary] for n in frames}, costs, primary)
-    if note is None:
-        files["chart"] = CHART
-    judged = judgments.frame["query_id"].unique().sort()
-    summary: dict[str, Any] = {
-        "schema_version": 1,
-        "settings": {
-            "k": settings.ks,
-            "relevance_threshold": settings.relevance_threshold,
-            "significance_test": test,
-            "metrics": metrics,
-            "primary_metric": primary,
-            "conventions": "trec_eval, as eval: score desc / doc_id desc ties, unjudged = "
-            "non-relevant, linear-gain nDCG, mean over queries both ranked and judged",
-        },
-        "depth": {
-            "evaluated_at": depth,
-            "top_n": {s.name: s.top_n for s in systems},
-            "queries_cut": first_stage.pop("shortened"),
-            "note": depth_note(depth, {s.name: s.top_n for s in systems}),
-        },
-        "judgments": {
-            "queries": len(judged),
-            "judged_documents": judgments.frame.height,
-            "duplicate_judgments": judgments.duplicates.height,
-        },
-        "systems": list(frames),
-        "output_dirs": {s.name: str(s.outdir) for s in systems},
-        "inputs": {
-            "qrels": str(qrels),
-            "job_inputs": {s.name: s.describe_input() for s in systems},
-            "candidates": "the same queries and candidate lists (ids, input order) in every "
-            "directory: "
-            + (
-                "checked"
-                if not first_stage["unchecked"]
-                else f"lists not checked for {', '.join(first_stage['unchecked'])} (warnings)"
-            ),
-            "first_stage": first_stage,
-        },
-        "queries": coverage(query_ids, judged),
-        "mean": mean,
-        "best": best,
-        "delta": {
-            "vs_first_stage": {
-                n: {m: mean[n][m] - mean[FIRST_STAGE][m] for m in metrics} for n in names_
+    target = Path(out) if out is not None else dirs[0].parent / "compare"
+    with local_folder(target) as out:  # on an object store: uploaded at the end
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EvalInputError(f"cannot create output folder {out} ({exc.strerror})") from None
+        files = {"per_query": "per_query.parquet"}
+        write_per_query(out / files["per_query"], frames, metrics)
+        note = cost_chart(out / CHART, {n: mean[n][primary] for n in frames}, costs, primary)
+        if note is None:
+            files["chart"] = CHART
+        judged = judgments.frame["query_id"].unique().sort()
+        summary: dict[str, Any] = {
+            "schema_version": 1,
+            "settings": {
+                "k": settings.ks,
+                "relevance_threshold": settings.relevance_threshold,
+                "significance_test": test,
+                "metrics": metrics,
+                "primary_metric": primary,
+                "conventions": "trec_eval, as eval: score desc / doc_id desc ties, unjudged = "
+                "non-relevant, linear-gain nDCG, mean over queries both ranked and judged",
             },
-            "vs_best": {n: {m: mean[n][m] - mean[best[m]][m] for m in metrics} for n in frames},
-        },
-        "tests": tests,
-        "disagreement": {
-            "metric": primary,
-            "queries": disagreements(frames, names_, primary),
-        },
-        "costs": costs,
-        "files": {**files, "summary": "summary.json"},
-        "warnings": warnings,
-    }
-    write_summary(out / "summary.json", summary)
-    if print_table:
-        table_to = stream or sys.stdout
-        print(format_table(summary), *([note] if note else []), sep="\n", file=table_to)
-        print(f"wrote {', '.join(summary['files'].values())} to {out}", file=table_to)
-    return summary
+            "depth": {
+                "evaluated_at": depth,
+                "top_n": {s.name: s.top_n for s in systems},
+                "queries_cut": first_stage.pop("shortened"),
+                "note": depth_note(depth, {s.name: s.top_n for s in systems}),
+            },
+            "judgments": {
+                "queries": len(judged),
+                "judged_documents": judgments.frame.height,
+                "duplicate_judgments": judgments.duplicates.height,
+            },
+            "systems": list(frames),
+            "output_dirs": {s.name: str(s.outdir) for s in systems},
+            "inputs": {
+                "qrels": str(qrels),
+                "job_inputs": {s.name: s.describe_input() for s in systems},
+                "candidates": "the same queries and candidate lists (ids, input order) in every "
+                "directory: "
+                + (
+                    "checked"
+                    if not first_stage["unchecked"]
+                    else f"lists not checked for {', '.join(first_stage['unchecked'])} (warnings)"
+                ),
+                "first_stage": first_stage,
+            },
+            "queries": coverage(query_ids, judged),
+            "mean": mean,
+            "best": best,
+            "delta": {
+                "vs_first_stage": {
+                    n: {m: mean[n][m] - mean[FIRST_STAGE][m] for m in metrics} for n in names_
+                },
+                "vs_best": {n: {m: mean[n][m] - mean[best[m]][m] for m in metrics} for n in frames},
+            },
+            "tests": tests,
+            "disagreement": {
+                "metric": primary,
+                "queries": disagreements(frames, names_, primary),
+            },
+            "costs": costs,
+            "files": {**files, "summary": "summary.json"},
+            "warnings": warnings,
+        }
+        write_summary(out / "summary.json", summary)
+        if print_table:
+            table_to = stream or sys.stdout
+            print(format_table(summary), *([note] if note else []), sep="\n", file=table_to)
+            print(f"wrote {', '.join(summary['files'].values())} to {out}", file=table_to)
+        return summary

@@ -16,11 +16,10 @@ cost, ``from`` saying why, rather than stopping the comparison.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pipeline.config import ConfigError
 from pipeline.estimate.calibrate import CalibrationError
 from pipeline.estimate.report import run_report
+from pipeline.storage import Location
 
 GAIN_STEP = 0.01
 PER_GAIN = "usd_per_1000_queries_per_0.01_gain"
@@ -32,7 +31,7 @@ def per_gain(usd_per_1000: float | None, gain: float | None) -> float | None:
     return round(usd_per_1000 * GAIN_STEP / gain, 9)
 
 
-def system_cost(outdir: Path, queries: int, gain: float | None) -> dict:
+def system_cost(outdir: Location, queries: int, gain: float | None) -> dict:
     """The cost block of one output directory: money, what it was billed by, requests,
     wall time, and the two ratios (``queries``: those it ranked; ``gain``: of the metric
     ``summary["settings"]["primary_metric"]`` over the first stage)."""

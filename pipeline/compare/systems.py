@@ -30,6 +30,7 @@ from pipeline.evaluate.judgments import Judgments
 from pipeline.evaluate.output_dir import ResultRows
 from pipeline.evaluate.settings import EvalSettings
 from pipeline.resume import JOB_FILE, vars_of
+from pipeline.storage import Location
 from pipeline.text import plural
 
 FIRST_STAGE = "first_stage"
@@ -37,9 +38,9 @@ RESERVED = (FIRST_STAGE, "query_id", "system", "metric", "value")
 _SEED = 0x5EED  # any fixed seed: signatures are only compared within one process
 
 
-def system_names(outdirs: Sequence[Path], names: str | None) -> list[str]:
+def system_names(outdirs: Sequence[Location], names: str | None) -> list[str]:
     """``--names a,b,c``, else each directory's name (every path, when two names clash)."""
-    resolved = [d.resolve() for d in outdirs]
+    resolved = [d.resolve() if isinstance(d, Path) else d for d in outdirs]
     if len(set(resolved)) < len(resolved):
         again = next(d for d, r in zip(outdirs, resolved, strict=True) if resolved.count(r) > 1)
         raise EvalInputError(f"the same output directory is given twice: {again}")
@@ -64,7 +65,7 @@ def system_names(outdirs: Sequence[Path], names: str | None) -> list[str]:
 @dataclass(slots=True)
 class System:
     name: str
-    outdir: Path
+    outdir: Location
     cfg: JobConfig
     rows: ResultRows
     input_identity: dict  # what its run read: files and sizes (from _job.json) or the job's path
@@ -79,7 +80,7 @@ class System:
         return f"{where} ({self.input_identity.get('layout')})"
 
 
-def load_system(name: str, outdir: Path) -> System:
+def load_system(name: str, outdir: Location) -> System:
     rows = ResultRows(outdir)  # a missing directory or one without results stops here
     try:
         cfg = load_job(outdir / "job.resolved.toml")
@@ -91,7 +92,7 @@ def load_system(name: str, outdir: Path) -> System:
     return System(name, outdir, cfg, rows, _input_identity(outdir, cfg))
 
 
-def _input_identity(outdir: Path, cfg: JobConfig) -> dict:
+def _input_identity(outdir: Location, cfg: JobConfig) -> dict:
     """What the run read, as it recorded it (file paths and sizes) or as its job names it."""
     try:
         recorded = orjson.loads((outdir / JOB_FILE).read_bytes())["identity"]["input"]

@@ -16,7 +16,6 @@ the heuristic and says so, rather than pass it off as calibrated.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import orjson
@@ -25,6 +24,8 @@ from pipeline.accounting.cost import DOCS_PER_SEARCH_UNIT
 
 if TYPE_CHECKING:
     import polars as pl
+
+    from pipeline.storage import Location
 
 
 class CalibrationError(Exception):
@@ -72,7 +73,7 @@ def total(series: pl.Series) -> float:
 USAGE_BATCH_ROWS = 65_536  # usage/ rows summed at a time: bounds the memory of a report
 
 
-def usage_parts(out_dir: Path) -> list[Path]:
+def usage_parts(out_dir: Location) -> list[Location]:
     from pipeline.write import committed_parts
 
     parts = committed_parts(out_dir).get("usage", [])
@@ -81,14 +82,17 @@ def usage_parts(out_dir: Path) -> list[Path]:
     return parts
 
 
-def read_usage(out_dir: Path) -> pl.DataFrame:
+def read_usage(out_dir: Location) -> pl.DataFrame:
     """usage/ of an output directory as a polars DataFrame (committed parts only)."""
     import polars as pl
 
-    return pl.read_parquet([str(p) for p in usage_parts(out_dir)])
+    from pipeline.storage import polars_source
+
+    sources, options = polars_source(usage_parts(out_dir))
+    return pl.read_parquet(sources, storage_options=options)
 
 
-def usage_sums(out_dir: Path, **sums: pl.Expr) -> dict:
+def usage_sums(out_dir: Location, **sums: pl.Expr) -> dict:
     """Additive aggregates (sums, counts) of usage/, evaluated a batch of rows at a time
     on the columns they name: memory stays that of one batch however large the run.
 
@@ -97,15 +101,16 @@ def usage_sums(out_dir: Path, **sums: pl.Expr) -> dict:
     return sum_parts(usage_parts(out_dir), **sums)
 
 
-def sum_parts(parts: list[Path], **sums: pl.Expr) -> dict:
+def sum_parts(parts: list[Location], **sums: pl.Expr) -> dict:
     """`usage_sums` over the given usage/ parts (none: every sum 0)."""
     import polars as pl
-    import pyarrow.parquet as pq
+
+    from pipeline.storage import parquet_file
 
     columns = sorted({name for expr in sums.values() for name in expr.meta.root_names()})
     totals = dict.fromkeys(sums, 0)
     for path in parts:
-        handle = pq.ParquetFile(path)
+        handle = parquet_file(path)
         for batch in handle.iter_batches(
             batch_size=USAGE_BATCH_ROWS, columns=columns or ["query_id"], use_threads=False
         ):
@@ -115,7 +120,7 @@ def sum_parts(parts: list[Path], **sums: pl.Expr) -> dict:
     return totals
 
 
-def run_provider(out_dir: Path) -> dict:
+def run_provider(out_dir: Location) -> dict:
     """summary.json's provider block ({} when the run did not finish writing it)."""
     path = out_dir / "summary.json"
     if not path.exists():
@@ -123,7 +128,7 @@ def run_provider(out_dir: Path) -> dict:
     return orjson.loads(path.read_bytes()).get("provider") or {}
 
 
-def load_calibration(out_dir: Path, docs_per_unit: int = DOCS_PER_SEARCH_UNIT) -> Calibration:
+def load_calibration(out_dir: Location, docs_per_unit: int = DOCS_PER_SEARCH_UNIT) -> Calibration:
     import polars as pl
 
     tokens = pl.col("total_tokens").is_not_null() & (pl.col("estimated_tokens") > 0)

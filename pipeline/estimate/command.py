@@ -26,6 +26,7 @@ from pipeline.text import plural
 
 if TYPE_CHECKING:
     from pipeline.estimate.plan import Estimate
+    from pipeline.storage import Location
 
 EXIT_OK, EXIT_SETUP, EXIT_INTERRUPTED = 0, 2, 130
 
@@ -46,8 +47,8 @@ def add_estimate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument(
         "--calibrate",
         metavar="OUTDIR",
-        type=Path,
-        help="scale the estimate by what an earlier run of the same provider reported",
+        help="scale the estimate by what an earlier run of the same provider reported "
+        "(a folder, or an object store's URL)",
     )
     p.add_argument(
         "--latency-ms",
@@ -70,7 +71,7 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p = subparsers.add_parser(
         "report", help="requests, attempts, tokens and cost of a finished run"
     )
-    p.add_argument("out_dir", type=Path, help="the run's output directory")
+    p.add_argument("out_dir", help="the run's output directory (a path, or s3://bucket/prefix)")
     p.add_argument(
         "--json", action="store_true", help="print the report as JSON instead of a table"
     )
@@ -86,6 +87,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from pipeline.estimate.counters import TokenizerCounter, TokenizerError
     from pipeline.estimate.plan import estimate_job
     from pipeline.read import InputError
+    from pipeline.storage import location
 
     try:
         cfg = load_job(args.job, args.overrides)
@@ -95,7 +97,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         counter = TokenizerCounter(args.tokenizer) if args.tokenizer else None
         calibration = None
         if args.calibrate:
-            calibration = load_calibration(args.calibrate)
+            calibration = load_calibration(location(args.calibrate, "--calibrate", SetupError))
             if calibration.kind not in (None, cfg.provider.kind):
                 raise CalibrationError(
                     f"{args.calibrate} was a run of provider {calibration.kind!r}, this job uses "
@@ -104,7 +106,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         est = estimate_job(
             cfg, count_tokens=counter, calibration=calibration, latency_ms=args.latency_ms
         )
-        out_dir = Path(cfg.output.dir)
+        out_dir = location(cfg.output.dir, "output.dir", SetupError)
         out_dir.mkdir(parents=True, exist_ok=True)
         target = out_dir / "estimate.json"
         target.write_bytes(orjson.dumps(est.to_json(), option=orjson.OPT_INDENT_2))
@@ -131,9 +133,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from pipeline.config import ConfigError
     from pipeline.estimate.calibrate import CalibrationError
     from pipeline.estimate.report import format_report, run_report
+    from pipeline.storage import location
 
     try:
-        report = run_report(args.out_dir)
+        report = run_report(location(args.out_dir, "OUT_DIR"))
     except (CalibrationError, ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_SETUP
@@ -153,7 +156,7 @@ def estimate_cache_line(block: dict) -> str:
     return cache_line(block).replace(" sent;", " to send;") + "  (figures above: sent only)"
 
 
-def format_estimate(est: Estimate, job: str, target: Path) -> str:
+def format_estimate(est: Estimate, job: str, target: Location) -> str:
     p = est.provider
     how = "heuristic"
     if est.tokens_tokenizer is not None:

@@ -24,8 +24,6 @@ Per query, with polars (sort explicitly: scans keep no row order):
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import orjson
 
 from pipeline.accounting.cost import (
@@ -36,10 +34,11 @@ from pipeline.accounting.cost import (
     run_cost,
 )
 from pipeline.estimate.calibrate import CalibrationError, sum_parts, usage_parts
+from pipeline.storage import Location
 from pipeline.text import plural
 
 
-def run_report(out_dir: Path) -> dict:
+def run_report(out_dir: Location) -> dict:
     import polars as pl
 
     from pipeline.config import load_job
@@ -134,7 +133,7 @@ def run_report(out_dir: Path) -> dict:
     return report
 
 
-def _usage_parts(out_dir: Path, summary: dict) -> list[Path]:
+def _usage_parts(out_dir: Location, summary: dict) -> list[Location]:
     """usage/'s committed parts; none at all is a run that sent nothing (every pair came
     from the score cache, or every query was done earlier): fine when it wrote its
     summary.json, and every sum is then 0."""

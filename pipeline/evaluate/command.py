@@ -3,7 +3,7 @@
 >>> parser = argparse.ArgumentParser(prog="rerank-pipeline")
 >>> add_eval_parser(parser.add_subparsers())
 >>> args = parser.parse_args(["eval", "out", "--qrels", "q.txt", "-q"])
->>> args.outdir.name, args.quiet, args.k, args.significance
+>>> args.outdir, args.quiet, args.k, args.significance
 ('out', True, '1,3,5,10,20,100', 't-test')
 
 Exit status: 0 done; 2 bad input (one line naming the file, line or row, and field);
@@ -31,7 +31,7 @@ def add_eval_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         "run files against qrels; writes per_query.parquet and summary.json.",
     )
     add = parser.add_argument
-    add("outdir", nargs="?", type=Path, help="pipeline output directory")
+    add("outdir", nargs="?", help="pipeline output directory (a path, or s3://bucket/prefix)")
     add(
         "--run",
         action="append",

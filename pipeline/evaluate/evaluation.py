@@ -10,6 +10,10 @@
 
 Bad input raises EvalInputError before any file is written, but for a bad result row (found
 as its range is read). ``summary.json`` is written last: it says the rest is complete.
+
+An output directory on an object store (``s3://...``, ``pipeline.storage``) is read there;
+its evaluation is written to a local temporary folder and then uploaded to ``OUTDIR/eval/``
+(``summary.json`` last), unless ``out`` names a local folder.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pipeline.evaluate.output_dir import ResultRows, first_stage_source
 from pipeline.evaluate.report import write_reports
 from pipeline.evaluate.runs import append_trec_run, read_trec_run
 from pipeline.evaluate.settings import DEFAULT_K, DEFAULT_TEST, EvalSettings
+from pipeline.storage import Location, local_folder, location
 from pipeline.text import plural
 
 FIRST_STAGE, RERANKED = "first_stage", "reranked"
@@ -59,7 +64,7 @@ def _output_folder(out: Path) -> Path:
 
 
 def evaluate_output_dir(
-    outdir: Path,
+    outdir: str | Location,
     qrels: Path,
     k: str | Sequence[int] = DEFAULT_K,
     relevance_threshold: int = 1,
@@ -73,11 +78,24 @@ def evaluate_output_dir(
     ``outdir/eval``); returns the summary, whose ``first_stage_source`` says where the first
     stage came from."""
     settings = EvalSettings.parse(k, relevance_threshold, significance)
-    outdir = Path(outdir)
+    outdir = location(outdir, "OUTDIR", EvalInputError)
+    target = Path(out) if out is not None else outdir / "eval"
+    with local_folder(target) as folder:  # on an object store: uploaded at the end
+        return _evaluate(outdir, qrels, settings, print_table, folder, stream)
+
+
+def _evaluate(
+    outdir: Location,
+    qrels: Path,
+    settings: EvalSettings,
+    print_table: bool,
+    out: Path,
+    stream: TextIO | None,
+) -> dict:
     rows = ResultRows(outdir)
     judgments = _judgments(qrels, {f"{outdir} ({RERANKED})": rows.query_ids})
     source = first_stage_source(outdir, rows)
-    out = _output_folder(Path(out) if out is not None else outdir / "eval")
+    out = _output_folder(out)
     scored: dict[str, list[pl.DataFrame]] = {FIRST_STAGE: [], RERANKED: []}
     files = {f"run_{system}": f"{system}.trec" for system in scored}
     with ExitStack() as stack:

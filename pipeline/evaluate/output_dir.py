@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
@@ -31,6 +30,7 @@ from pipeline.config import ConfigError, InputConfig, load_job
 from pipeline.evaluate.errors import BAD_ID, BAD_ID_TEXT, EvalInputError, parquet_schema
 from pipeline.read import InputError, open_input
 from pipeline.records import Query
+from pipeline.storage import Location, polars_source
 from pipeline.write import committed_parts
 
 CHUNK_ROWS = 500_000
@@ -50,13 +50,20 @@ _PROBLEMS: list[tuple[str, pl.Expr, str | None]] = [
 ]
 
 
-def _scan(parts: list[Path]) -> pl.LazyFrame:
+def _scan(parts: list[Location]) -> pl.LazyFrame:
     """The result columns of ``parts``, integer and float widths unified."""
     widen = pl.ScanCastOptions(integer_cast=["upcast", "allow-float"], float_cast="upcast")
-    return pl.scan_parquet(parts, schema=SCHEMA, cast_options=widen, extra_columns="ignore")
+    sources, options = polars_source(parts)
+    return pl.scan_parquet(
+        sources,
+        schema=SCHEMA,
+        cast_options=widen,
+        extra_columns="ignore",
+        storage_options=options,
+    )
 
 
-def _check_schema(part: Path) -> None:
+def _check_schema(part: Location) -> None:
     schema = parquet_schema(part, SCHEMA)
     for name in SCHEMA:
         kind, expected = schema[name], _KINDS.get(name, "integers")
@@ -70,7 +77,7 @@ def _check_schema(part: Path) -> None:
 class ResultRows:
     """The committed result rows of ``outdir``, checked and read in query ranges."""
 
-    def __init__(self, outdir: Path):
+    def __init__(self, outdir: Location):
         if not outdir.is_dir():
             raise EvalInputError(f"output directory not found: {outdir}")
         self.parts = committed_parts(outdir)["results"]
@@ -231,7 +238,7 @@ def _input_lists(rows: ResultRows, cfg: InputConfig) -> pl.DataFrame:
     return lists.sort("query_id", "position")
 
 
-def first_stage_source(outdir: Path, rows: ResultRows) -> FirstStageSource:
+def first_stage_source(outdir: Location, rows: ResultRows) -> FirstStageSource:
     """The one place deciding where the first stage comes from (see the module docstring)."""
     try:
         cfg = load_job(outdir / "job.resolved.toml")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 from pipeline.config import DefaultName, InputConfig
@@ -33,6 +32,7 @@ from pipeline.read.sources import (
     resolve_sources,
 )
 from pipeline.records import Failure, Finished, Query
+from pipeline.storage import Location, parquet_file
 
 Item = Query | Failure | Finished
 GROUPED_BATCH_ROWS = 128  # rows are whole candidate lists
@@ -59,7 +59,7 @@ def open_input(cfg: InputConfig) -> InputReader:
 
 
 class InputReader:
-    def __init__(self, cfg: InputConfig, sources: list[tuple[Path, str]]):
+    def __init__(self, cfg: InputConfig, sources: list[tuple[Location, str]]):
         self.cfg = cfg
         self.sources = sources
         c = cfg.columns
@@ -87,7 +87,7 @@ class InputReader:
             else:
                 self._check_jsonl_keys(path)
 
-    def _check_jsonl_keys(self, path: Path, sample_rows: int = 100) -> None:
+    def _check_jsonl_keys(self, path: Location, sample_rows: int = 100) -> None:
         """JSONL has no schema: a required key that none of the first rows has is a
         misnamed column (a clear error now), not thousands of per-row failures later."""
         seen: set[str] = set()
@@ -116,9 +116,8 @@ class InputReader:
         """Queries in the input when cheap to know (grouped Parquet: footer row counts)."""
         if self.cfg.layout != "grouped" or any(fmt != "parquet" for _, fmt in self.sources):
             return None
-        import pyarrow.parquet as pq
 
-        return sum(pq.ParquetFile(path).metadata.num_rows for path, _ in self.sources)
+        return sum(parquet_file(path).metadata.num_rows for path, _ in self.sources)
 
     def row_batches(self, screen: IdScreen | None = None) -> Iterator[RowBatch]:
         whole = self.cfg.layout == "grouped"

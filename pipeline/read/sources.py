@@ -7,6 +7,10 @@ Rows that could not even be parsed (a malformed JSONL line) arrive as `bad_rows`
 A directory or a recursive glob never reaches into an output directory of this tool (one
 holding `_manifest.jsonl` or `_job.json`): with `output.dir` inside the input directory,
 the next run would otherwise read its own part files as input.
+
+`input.path` may be a URL (`s3://bucket/prefix`, see `pipeline.storage`): one object, a
+prefix (every Parquet/JSONL object under it) or a glob over keys; files are then
+`ObjectPath`s, read as streams (JSONL) or by ranged reads (Parquet).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import glob
 import gzip
 import io
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -24,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import InputError
+from pipeline.storage import Location, ObjectPath, glob_pattern, location, parquet_file
 
 MISSING = object()  # a key absent from a JSONL object (distinct from an explicit null)
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -57,7 +63,7 @@ class RowBatch:
 SkipRows = Callable[[list, Callable[[int], str]], list[int]]
 
 
-def detect_format(path: Path, configured: str) -> str:
+def detect_format(path: Location, configured: str) -> str:
     if configured != "auto":
         return configured
     name = path.name.lower()
@@ -70,9 +76,20 @@ def detect_format(path: Path, configured: str) -> str:
     )
 
 
-def resolve_sources(path: str, configured_format: str = "auto") -> list[tuple[Path, str]]:
+def resolve_sources(path: str, configured_format: str = "auto") -> list[tuple[Location, str]]:
     """Expand a file, a directory or a glob into a sorted list of (file, format)."""
-    candidate = Path(path)
+    candidate = location(path, "input.path", InputError)
+    files: list[Location] = []
+    if isinstance(candidate, ObjectPath):
+        files.extend(_object_files(candidate, path))
+    else:
+        files.extend(_local_files(candidate, path))
+    if not files:
+        raise InputError(f"input.path {path!r}: matched no Parquet or JSONL files")
+    return [(f, detect_format(f, configured_format)) for f in files]
+
+
+def _local_files(candidate: Path, path: str) -> list[Path]:
     seen: dict[Path, bool] = {}  # directory -> is an output directory (asked once each)
     if any(ch in path for ch in "*?["):
         files = [Path(p) for p in sorted(glob.glob(path, recursive=True))]
@@ -97,9 +114,35 @@ def resolve_sources(path: str, configured_format: str = "auto") -> list[tuple[Pa
         files = [candidate]
     else:
         raise InputError(f"input.path {path!r}: no such file or directory")
-    if not files:
-        raise InputError(f"input.path {path!r}: matched no Parquet or JSONL files")
-    return [(f, detect_format(f, configured_format)) for f in files]
+    return files
+
+
+def _object_files(where: ObjectPath, url: str) -> list[ObjectPath]:
+    """The input objects a URL names: itself, or those under its prefix (or matching its
+    glob) with an input suffix, outside any output directory of this tool. One listing."""
+    try:
+        wildcard = re.search(r"[*?[]", where.path)
+        if wildcard is None:
+            if where.is_file():
+                return [where]
+            root = where
+        else:  # listed from the last "/" before the first wildcard
+            above = where.path[: wildcard.start()].rsplit("/", 1)[0]
+            root = where.at(above)
+        if not root.is_dir():
+            raise InputError(f"input.path {url!r}: no such object or prefix")
+        listed = root.files()
+    except OSError as exc:
+        raise InputError(f"input.path {url!r}: cannot list it ({exc})") from None
+    outputs = {p.parent.path for p in listed if p.name in OUTPUT_MARKERS}
+    match = glob_pattern(where.path).fullmatch if wildcard is not None else None
+    return [
+        f
+        for f in listed
+        if not f.name.startswith((".", "_"))
+        and (match(f.path) if match else f.name.lower().endswith(PARQUET_SUFFIXES + JSONL_SUFFIXES))
+        and not any(f.path.startswith(f"{out}/") for out in outputs if out != root.path)
+    ]
 
 
 def _glob_root(pattern: str) -> Path:
@@ -128,7 +171,7 @@ def column_key(column: str, keys: Mapping[str, str] | None) -> str:
 
 
 def parquet_batches(
-    path: Path,
+    path: Location,
     columns: list[str],
     optional: set[str],
     batch_rows: int,
@@ -151,7 +194,7 @@ def parquet_batches(
 
 
 def parquet_batches_skipping(
-    path: Path,
+    path: Location,
     columns: list[str],
     optional: set[str],
     batch_rows: int,
@@ -201,7 +244,7 @@ def parquet_batches_skipping(
         raise InputError(f"{path}: unreadable after row {row} ({exc})") from None
 
 
-def _row_label(path: Path, first: int, i: int) -> str:
+def _row_label(path: Location, first: int, i: int) -> str:
     return f"{path} row {first + i + 1}"  # the label parquet_batches gives row i
 
 
@@ -213,10 +256,10 @@ def _kept(n: int, gone: list[int]) -> list[int]:
 
 
 def _open_parquet(
-    path: Path, columns: list[str], optional: set[str], keys: Mapping[str, str] | None
+    path: Location, columns: list[str], optional: set[str], keys: Mapping[str, str] | None
 ) -> tuple[pq.ParquetFile, list[str]]:
     try:
-        handle = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
+        handle = parquet_file(path, buffer_size=1 << 20, pre_buffer=False)
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
     present = set(handle.schema_arrow.names)
@@ -231,14 +274,16 @@ def _open_parquet(
 
 
 def jsonl_batches(
-    path: Path, columns: list[str], batch_rows: int, keys_seen: set[str] | None = None
+    path: Location, columns: list[str], batch_rows: int, keys_seen: set[str] | None = None
 ) -> Iterator[RowBatch]:
     """`keys_seen`, when given, collects every key of the rows read (for error messages)."""
     try:
         raw = path.open("rb")
+        # Peeked, not reopened: on an object store a second open is a second GET.
+        gzipped = raw.peek(2)[:2] == b"\x1f\x8b"
     except OSError as exc:
-        raise InputError(f"{path}: cannot open ({exc.strerror})") from None
-    stream: io.BufferedIOBase = gzip.GzipFile(fileobj=raw) if _is_gzip(path) else raw
+        raise InputError(f"{path}: cannot open ({exc.strerror or exc})") from None
+    stream: io.BufferedIOBase = gzip.GzipFile(fileobj=raw) if gzipped else raw
     rows: list[dict] = []
     labels: list[str] = []
     bad: list[tuple[str, str]] = []
@@ -278,11 +323,6 @@ def jsonl_batches(
 def _rows_to_batch(rows: list[dict], labels: list[str], bad: list, columns: list[str]) -> RowBatch:
     cols = {name: [r.get(name, MISSING) for r in rows] for name in columns}
     return RowBatch(cols, labels, bad)
-
-
-def _is_gzip(path: Path) -> bool:
-    with path.open("rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
 
 
 def _json_problem(line: bytes, exc: Exception) -> str:

@@ -16,10 +16,8 @@ the directory failed too: the exit status (1) is about the whole directory, and 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-import pyarrow.parquet as pq
-
+from pipeline.storage import Location, parquet_file
 from pipeline.write import committed_parts
 
 SAMPLE_CHARS = 110  # one terminal line, near enough
@@ -33,12 +31,12 @@ class FailureKind:
     sample: str  # the first message of that kind
 
 
-def failure_kinds(out_dir: Path) -> list[FailureKind]:
+def failure_kinds(out_dir: Location) -> list[FailureKind]:
     """The failures/ rows of `out_dir` by error kind, most frequent first."""
     kinds: dict[str, FailureKind] = {}
     for part in committed_parts(out_dir)["failures"]:
         columns = ["error", "message", "retryable"]
-        for batch in pq.ParquetFile(part).iter_batches(batch_size=65_536, columns=columns):
+        for batch in parquet_file(part).iter_batches(batch_size=65_536, columns=columns):
             errors, messages, retryable = (batch.column(c).to_pylist() for c in columns)
             for error, message, again in zip(errors, messages, retryable, strict=True):
                 kind = kinds.get(error)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
-from pathlib import Path
 
 from pipeline.cache import ScoreCache, check_pointwise, open_cache
 from pipeline.config import JobConfig, to_toml
@@ -31,6 +30,7 @@ from pipeline.preflight import (
 from pipeline.read import InputReader, open_input
 from pipeline.resume import ResumeState, prepare_resume
 from pipeline.run.settings import RunSettings, resolve_settings
+from pipeline.storage import Location, location
 
 
 @dataclass(slots=True)
@@ -43,7 +43,7 @@ class PreparedJob:
     url: str
     reader: InputReader  # checked: its files and columns exist
     resume: ResumeState
-    out_dir: Path
+    out_dir: Location  # a local folder, or a prefix on an object store
     cache: ScoreCache | None = None  # open: the runner closes it
 
 
@@ -66,7 +66,7 @@ def prepare_job(
     check_engine(cfg)
     reader = open_input(cfg.input)
     reader.check()
-    out_dir = Path(cfg.output.dir)
+    out_dir = location(cfg.output.dir, "output.dir", SetupError)
     prepare_output_dir(out_dir)
     resume = prepare_resume(
         out_dir,

@@ -16,6 +16,10 @@ At the end of a job, small parts are merged into parts of tens of MB (`compact`)
 merged part is published by one manifest line that `"replaces"` the small ones, which
 are deleted right after. Between that line and the deletes (milliseconds, or until the
 next run if a crash falls there) a folder glob sees both: `committed_parts(OUT)` never does.
+
+On an object store (`output.dir = "s3://..."`, `pipeline.storage`) a part is PUT to its
+final key (whole or not at all) and committed when `_manifest.jsonl`, rewritten whole in
+one PUT, names it; see `manifest`.
 """
 
 from pipeline.write.parts import DATASETS, OutputWriter, committed_parts, drop_retryable_failures

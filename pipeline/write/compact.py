@@ -26,15 +26,22 @@ honours; the old files are deleted after that line is on disk. A crash before th
 leaves the old parts in force (the new file, named by no line, is removed by the next run);
 a crash after it leaves the new part in force (the old files are then the ones removed).
 The rows of a query stay in one part, as every reader assumes.
+
+On an object store the merged part is written to a local temporary file (the memory of a
+run stays flat) and uploaded to its final key, which appears whole when the upload
+completes; the manifest line then publishes it, as above (see `manifest`).
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.storage import Location, ObjectPath, parquet_file
 from pipeline.write.manifest import (
     DATASETS,
     append_manifest,
@@ -53,7 +60,7 @@ READ_BATCH_ROWS = 32_768
 
 
 def compact_parts(
-    out_dir: Path, seq: int, run_id: str, target_bytes: int = TARGET_PART_BYTES
+    out_dir: Location, seq: int, run_id: str, target_bytes: int = TARGET_PART_BYTES
 ) -> dict[str, int]:
     """Merge the small committed parts of each dataset; return how many were replaced.
 
@@ -68,17 +75,17 @@ def compact_parts(
     return replaced
 
 
-def _groups(parts: list[Path], target_bytes: int) -> list[list[Path]]:
+def _groups(parts: list[Location], target_bytes: int) -> list[list[Location]]:
     """Consecutive small parts of one schema, gathered until they reach the target."""
-    groups: list[list[Path]] = []
-    group: list[Path] = []
+    groups: list[list[Location]] = []
+    group: list[Location] = []
     size = 0
     schema = None
     for path in parts:
         nbytes = path.stat().st_size
         if nbytes >= target_bytes // 2:
             continue
-        part_schema = pq.read_schema(path)
+        part_schema = parquet_file(path).schema_arrow
         if group and (size + nbytes > target_bytes or not part_schema.equals(schema)):
             groups.append(group)
             group, size = [], 0
@@ -90,30 +97,23 @@ def _groups(parts: list[Path], target_bytes: int) -> list[list[Path]]:
     return [g for g in groups if len(g) > 1]
 
 
-def _merge(out_dir: Path, name: str, group: list[Path], seq: int, run_id: str) -> None:
+def _merge(out_dir: Location, name: str, group: list[Location], seq: int, run_id: str) -> None:
     folder = out_dir / name
     final = part_name(seq, run_id)
-    tmp = folder / f".{final}.tmp"
-    rows = 0
-    with pq.ParquetWriter(tmp, pq.read_schema(group[0]), compression="zstd") as writer:
-        held: list[pa.RecordBatch] = []
-        held_rows = 0
-        for path in group:
-            for batch in pq.ParquetFile(path).iter_batches(
-                batch_size=READ_BATCH_ROWS, use_threads=False
-            ):
-                held.append(batch)
-                held_rows += batch.num_rows
-                if held_rows >= ROW_GROUP_ROWS:
-                    writer.write_table(pa.Table.from_batches(held), row_group_size=held_rows)
-                    rows += held_rows
-                    held, held_rows = [], 0
-        if held:
-            writer.write_table(pa.Table.from_batches(held), row_group_size=held_rows)
-            rows += held_rows
-    fsync_file(tmp)
-    tmp.replace(folder / final)
-    fsync_dir(folder)
+    if isinstance(folder, ObjectPath):
+        fd, staged = tempfile.mkstemp(prefix=f".{final}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            rows = _write_merged(Path(staged), group)
+            (folder / final).upload(Path(staged))
+        finally:
+            os.unlink(staged)
+    else:
+        tmp = folder / f".{final}.tmp"
+        rows = _write_merged(tmp, group)
+        fsync_file(tmp)
+        tmp.replace(folder / final)
+        fsync_dir(folder)
     append_manifest(
         out_dir,
         {
@@ -128,3 +128,27 @@ def _merge(out_dir: Path, name: str, group: list[Path], seq: int, run_id: str) -
     )
     for path in group:
         path.unlink(missing_ok=True)
+
+
+def _write_merged(target: Path, group: list[Location]) -> int:
+    """The rows of `group`'s parts, in order, as one Parquet file; returns their count."""
+    rows = 0
+    with pq.ParquetWriter(
+        target, parquet_file(group[0]).schema_arrow, compression="zstd"
+    ) as writer:
+        held: list[pa.RecordBatch] = []
+        held_rows = 0
+        for path in group:
+            for batch in parquet_file(path).iter_batches(
+                batch_size=READ_BATCH_ROWS, use_threads=False
+            ):
+                held.append(batch)
+                held_rows += batch.num_rows
+                if held_rows >= ROW_GROUP_ROWS:
+                    writer.write_table(pa.Table.from_batches(held), row_group_size=held_rows)
+                    rows += held_rows
+                    held, held_rows = [], 0
+        if held:
+            writer.write_table(pa.Table.from_batches(held), row_group_size=held_rows)
+            rows += held_rows
+    return rows

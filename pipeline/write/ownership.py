@@ -13,15 +13,16 @@ datasets, part files and their temporary names in `results/`, `usage/`, `failure
 and the evaluation's outputs in `eval/`). Anything else in those folders belongs to
 someone else, so the directory is refused, naming it, even with `--overwrite`; a folder is
 removed only once it is empty. Files beside the folders that are not ours are never
-looked at: they are simply left alone.
+looked at: they are simply left alone. On an object store (`pipeline.storage`) the same
+rule holds for the keys under the output prefix, object by object.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from pipeline.errors import SetupError
+from pipeline.storage import Location
 
 DATASETS = ("results", "usage", "failures")
 # Files this tool writes beside the datasets: the job record, the manifest, the run's
@@ -39,7 +40,7 @@ def _folders() -> list[tuple[str, re.Pattern[str]]]:
     return [*((name, PART) for name in DATASETS), ("eval", EVAL)]
 
 
-def foreign_files(out_dir: Path) -> list[str]:
+def foreign_files(out_dir: Location) -> list[str]:
     """What our folders (the datasets, `eval/`) hold that this tool did not write, as paths
     relative to `out_dir`: other files, links and any subfolder (we write none)."""
     foreign: list[str] = []
@@ -50,11 +51,11 @@ def foreign_files(out_dir: Path) -> list[str]:
         for path in folder.iterdir():
             ours = path.is_file() and not path.is_symlink() and pattern.fullmatch(path.name)
             if not ours:
-                foreign.append(str(path.relative_to(out_dir)))
+                foreign.append(f"{name}/{path.name}")  # relative to out_dir
     return sorted(foreign)
 
 
-def clear_our_outputs(out_dir: Path) -> None:
+def clear_our_outputs(out_dir: Location) -> None:
     """Delete what an earlier run of this tool wrote into `out_dir`; refuse (SetupError,
     naming them) when our folders hold anything else, before deleting anything."""
     foreign = foreign_files(out_dir)

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
-import pyarrow.parquet as pq
 
 from pipeline.errors import OutputError
 from pipeline.records import Failure, Query, RankedDoc, UsageRecord
+from pipeline.storage import Location, read_table
 from pipeline.write.manifest import (
     DATASETS,
     MANIFEST,
@@ -94,7 +94,7 @@ def results_schema(include_text: bool, final_pass: bool = False) -> pa.Schema:
 class OutputWriter:
     def __init__(
         self,
-        out_dir: Path,
+        out_dir: Location,
         include_text: bool,
         flush_rows: int = FLUSH_ROWS,
         flush_seconds: float = 3.0,
@@ -272,7 +272,8 @@ class OutputWriter:
                 for path in (self.out_dir / name / final, self.out_dir / name / f".{final}.tmp"):
                     with contextlib.suppress(OSError):
                         path.unlink(missing_ok=True)
-            if size is not None:
+            # (On an object store the manifest is replaced whole or not at all: as it was.)
+            if size is not None and isinstance(manifest, Path):
                 with contextlib.suppress(OSError), open(manifest, "r+b") as fh:
                     fh.truncate(size)
             raise OutputError(f"cannot write {_where(exc, self.out_dir)}: {_reason(exc)}") from exc
@@ -301,7 +302,7 @@ class OutputWriter:
         append_manifest(self.out_dir, entry)
 
 
-def drop_retryable_failures(out_dir: Path) -> list[str]:
+def drop_retryable_failures(out_dir: Location) -> list[str]:
     """For --retry-failed: commit a failures/ without the retryable rows; return their ids.
 
     One new part holding the rows that stay replaces every earlier failures part, in one
@@ -311,7 +312,7 @@ def drop_retryable_failures(out_dir: Path) -> list[str]:
     old = committed_parts(out_dir)["failures"]
     if not old:
         return []
-    table = pa.concat_tables([pq.read_table(p) for p in old])
+    table = pa.concat_tables([read_table(p) for p in old])
     retryable = table.column("retryable").fill_null(False)
     dropped = table.filter(retryable).column("query_id").to_pylist()
     if not dropped:
@@ -336,7 +337,7 @@ def drop_retryable_failures(out_dir: Path) -> list[str]:
     return [q for q in dropped if q is not None]
 
 
-def _where(exc: OSError, out_dir: Path) -> str:
+def _where(exc: OSError, out_dir: Location) -> str:
     # pyarrow's errors carry the path in their text only ("Failed to open local file '…'").
     if exc.filename:
         return str(exc.filename)
