@@ -110,15 +110,22 @@ def _vocabulary(n: int = 6000, seed: int = 1) -> list[str]:
 
 
 def grouped_parquet(
-    n_queries: int, n_docs: int, words: tuple[int, int] = (15, 40), seed: int = 11
+    n_queries: int,
+    n_docs: int,
+    words: tuple[int, int] = (15, 40),
+    seed: int = 11,
+    row_group_rows: int = 1024,
 ) -> Path:
     """A grouped Parquet file of n_queries rows x n_docs candidates (query_id, query,
-    documents, doc_ids): documents of `words` words (about 6 bytes each). Cached."""
+    documents, doc_ids): documents of `words` words (about 6 bytes each), in row groups of
+    `row_group_rows` rows (a multiple of 1,024; the default: about 1 MB each). Cached."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"grouped-{n_queries}x{n_docs}-w{words[0]}_{words[1]}-s{seed}.parquet"
+    if row_group_rows != 1024:
+        return _regrouped(grouped_parquet(n_queries, n_docs, words, seed), row_group_rows)
     if path.exists():
         return path
     rng = random.Random(seed)
@@ -152,6 +159,27 @@ def grouped_parquet(
                     schema=schema,
                 )
             )
+    tmp.rename(path)
+    return path
+
+
+def _regrouped(source: Path, row_group_rows: int) -> Path:
+    """`source` rewritten in row groups of `row_group_rows` rows, streaming. Cached."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = source.with_name(f"{source.stem}-rg{row_group_rows}.parquet")
+    if path.exists():
+        return path
+    tmp, held, rows = path.with_suffix(".tmp"), [], 0
+    reader = pq.ParquetFile(source)
+    with pq.ParquetWriter(tmp, reader.schema_arrow, compression="zstd") as writer:
+        for i in range(reader.num_row_groups):
+            held.append(reader.read_row_group(i))
+            rows += held[-1].num_rows
+            if rows >= row_group_rows or i == reader.num_row_groups - 1:
+                writer.write_table(pa.concat_tables(held), row_group_size=row_group_rows)
+                held, rows = [], 0
     tmp.rename(path)
     return path
 

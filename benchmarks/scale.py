@@ -176,6 +176,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--queries", default="100000,3000000", help="comma-separated sizes")
     parser.add_argument("--layout", choices=("grouped", "pairs"), default="grouped")
+    parser.add_argument(
+        "--row-group-rows",
+        type=int,
+        default=1024,
+        help="grouped input's Parquet row groups (a multiple of 1,024; default 1,024: ~1 MB)",
+    )
     parser.add_argument("--eval-queries", type=int, default=1_000_000, help="0: no eval")
     parser.add_argument("--baseline", type=Path, help="another checkout to measure the same way")
     args = parser.parse_args()
@@ -185,12 +191,15 @@ def main() -> None:
     codes = {"this": REPO}
     if args.baseline:
         codes["baseline"] = args.baseline.resolve()
-    make = pairs_parquet if args.layout == "pairs" else grouped_parquet
     say(f"inputs: {args.layout} Parquet, {DOCS} candidates per query, in {CACHE}")
     data = {}
     for n in sizes:
         start = time.perf_counter()
-        data[n] = make(n, DOCS)
+        data[n] = (
+            pairs_parquet(n, DOCS)
+            if args.layout == "pairs"
+            else grouped_parquet(n, DOCS, row_group_rows=args.row_group_rows)
+        )
         say(f"    {n:>10,} queries: {data[n]} ({time.perf_counter() - start:.0f} s to have it)")
     results: dict[str, dict[int, dict]] = {label: {} for label in codes}
     try:
