@@ -259,7 +259,7 @@ def _open_parquet(
     path: Location, columns: list[str], optional: set[str], keys: Mapping[str, str] | None
 ) -> tuple[pq.ParquetFile, list[str]]:
     try:
-        handle = parquet_file(path, buffer_size=1 << 20, pre_buffer=False)
+        handle = parquet_file(path)
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
     present = set(handle.schema_arrow.names)
