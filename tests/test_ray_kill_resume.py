@@ -93,9 +93,18 @@ async def test_client_actor_killed_mid_run_has_its_batch_rerun_without_doubling(
     rejected = {queries[i]["query"] for i in (3, 300, 555)}
     common = dict(limits__max_docs_per_request=10, limits__max_concurrency=4, output__top_n=7)
     started: list[list] = []  # the client actors of the Ray run, as the engine made them
+    to_first: set[str] = set()  # the queries the driver sent to the first actor
 
     def recording(ray_module, job):
         workers, desk, n = start_workers(ray_module, job)
+        submit = workers[0].run_batch
+
+        class Noting:
+            def remote(self, queries):
+                to_first.update(q.text for q in queries)
+                return submit.remote(queries)
+
+        workers[0].run_batch = Noting()  # the handle itself stays Ray's (ray.kill takes it)
         started.append(workers)
         return workers, desk, n
 
@@ -118,11 +127,16 @@ async def test_client_actor_killed_mid_run_has_its_batch_rerun_without_doubling(
             log_start = len(server.log)
 
             async def kill_one_actor() -> tuple[int, int]:
-                """SIGKILL the first actor's process mid-run, once this run has sent 60
-                requests (counted in requests, not seconds: robust on a loaded machine);
-                its PID before and after Ray restarted it."""
-                while not started or len(server.log) < log_start + 60:
+                """SIGKILL the first actor's process mid-run, once the server has answered
+                5 requests of its batches (counted in requests, not seconds: robust on a
+                loaded machine, where one actor may start seconds after the other); its
+                PID before and after Ray restarted it."""
+                seen, mine = log_start, 0
+                while mine < 5:
                     await asyncio.sleep(0.01)
+                    log = server.log
+                    mine += sum(r.query in to_first for r in log[seen:])
+                    seen = len(log)
                 actor = started[0][0]
                 old = await actor.__ray_call__.remote(_pid)
                 os.kill(old, signal.SIGKILL)
@@ -140,8 +154,13 @@ async def test_client_actor_killed_mid_run_has_its_batch_rerun_without_doubling(
             )
             job = asyncio.ensure_future(run_job(prepare_job(cfg), quiet=True))
             killer = asyncio.ensure_future(kill_one_actor())
-            done, _ = await asyncio.wait({job, killer}, timeout=240)
-            assert killer in done, "the actor was not killed (or not restarted) mid-run"
+            done, _ = await asyncio.wait(
+                {job, killer}, timeout=240, return_when=asyncio.FIRST_COMPLETED
+            )
+            if killer not in done:
+                killer.cancel()
+                ended = job.result() if job.done() else "still running after 240 s"
+                pytest.fail(f"the first actor was not killed and restarted mid-run: {ended}")
             old, new = killer.result()
             on_ray = await asyncio.wait_for(job, 240)
             sent = server.log[log_start:]
@@ -159,6 +178,7 @@ async def test_client_actor_killed_mid_run_has_its_batch_rerun_without_doubling(
     asked_of = dict(zip(asked["query_id"].to_list(), asked["len"].to_list(), strict=True))
     resent = {q for q, n in per_query.items() if n > asked_of[qid_of[q]]}
     assert resent, "no query was sent twice: the killed actor had no batch in progress"
+    assert resent <= to_first  # only the killed actor's queries were sent again
     # The job ended as the clean run did, row for row.
     assert on_ray.exit_code == clean.exit_code == 1
     got_r, want_r = results(tmp_path / "ray"), results(tmp_path / "clean")
