@@ -5,6 +5,10 @@
 Needs the `ray` extra. The loopback server (benchmarks/server.py) runs in its own process.
 Throughput: the same job (N queries of D documents, 64 per request) on the local engine,
 then on Ray with 1 and 2 client actors, against a fast server (no latency, hash scores).
+Each line gives documents/s over the whole job (Ray's actor start-up included), and over
+the span from the server's first request to its last; below it, the CPU seconds each kind
+of process used meanwhile (read from /proc; Linux only), other processes on the machine
+included, so what the cores were busy with is measured, not guessed.
 Rate: 4 actors against a server that answers 429 above R requests in any 1 s window,
 `requests_per_minute = 60 R`: the job's observed rate and when the last 429 came.
 A benchmark, not a test: nothing is asserted.
@@ -15,9 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -84,6 +90,75 @@ def job(src: Path, out: Path, base: str, extra: str = "") -> str:
     )
 
 
+class CpuMeter(threading.Thread):
+    """CPU seconds used by each kind of process while a job runs, sampled from /proc every
+    0.1 s (an actor's process is gone once the job ends: its last sample counts)."""
+
+    def __init__(self, server_pid: int):
+        super().__init__(daemon=True)
+        self.server_pid = server_pid
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.ours = {os.getpid()}  # and its descendants: another job's Ray is "other"
+        self.before = self.sample()
+        self.last: dict[int, tuple[str, float, int]] = {}
+        self.actors: set[int] = set()  # a process once seen as an actor stays one
+        self.done = threading.Event()
+
+    def sample(self) -> dict[int, tuple[str, float, int]]:
+        """pid -> (command line, CPU seconds, start time)."""
+        out, parent = {}, {}
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    cmd = f.read(200).replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            cpu = (int(fields[11]) + int(fields[12])) / self.tick
+            out[int(name)] = (cmd, cpu, int(fields[19]))
+            parent[int(name)] = int(fields[1])
+        for pid in out:  # this benchmark's own processes: the Ray it started, the server
+            p = pid
+            while p > 1 and p not in self.ours:
+                p = parent.get(p, 0)
+            if p in self.ours:
+                self.ours.add(pid)
+        return out
+
+    def run(self) -> None:
+        while not self.done.wait(0.1):
+            now = self.sample()
+            self.actors.update(
+                p for p, (cmd, _, _) in now.items() if p in self.ours and "ClientWorker" in cmd
+            )
+            self.last.update(now)
+
+    def role(self, pid: int) -> str:
+        if pid == os.getpid():
+            return "driver"
+        if pid == self.server_pid:
+            return "server"
+        if pid in self.actors:
+            return "actors"
+        if pid in self.ours:
+            return "ray"  # the desk, raylet, GCS, idle workers
+        return "other processes"
+
+    def stop(self) -> str:
+        self.done.set()
+        self.join()
+        self.last.update(self.sample())
+        used = dict.fromkeys(["driver", "actors", "server", "ray", "other processes"], 0.0)
+        for pid, (_, cpu, start) in self.last.items():
+            was = self.before.get(pid)
+            base = was[1] if was is not None and was[2] == start else 0.0  # the same process
+            used[self.role(pid)] += cpu - base
+        return ", ".join(f"{k} {v:.1f}" for k, v in used.items() if v >= 0.05 or k == "actors")
+
+
 async def timed(text: str) -> tuple[float, int]:
     prepared = prepare_job(load_job_text(text), overwrite=True)
     t0 = time.perf_counter()
@@ -119,8 +194,18 @@ async def main() -> None:
             ("ray, 2 workers", '[engine]\nkind = "ray"\nworkers = 2\n'),
         ]
         for name, extra in runs:
+            reset(base)
+            meter = CpuMeter(server.pid) if sys.platform == "linux" else None
+            if meter is not None:
+                meter.start()
             secs, docs = await timed(job(src, tmp / "out", base, extra))
-            print(f"  {name:<15} {docs / secs:>10,.0f} documents/s  ({secs:.1f} s)")
+            span = stats(base)["last_request_s"] or secs
+            print(
+                f"  {name:<15} {docs / secs:>10,.0f} documents/s  ({secs:.1f} s; "
+                f"{docs / span:,.0f}/s over the {span:.1f} s from first request to last)"
+            )
+            if meter is not None:
+                print(f"  {'':<15} cpu s: {meter.stop()}")
     finally:
         server.kill()
     if args.skip_rate:
