@@ -166,3 +166,16 @@ def failures(out_dir: Path) -> pl.DataFrame:
 
 def usage(out_dir: Path) -> pl.DataFrame:
     return pl.read_parquet(str(out_dir / "usage" / "*.parquet")).sort("query_id", "chunk")
+
+
+def start_small_ray() -> None:
+    """Ray in this process with the small resources the tests' 2-core machine affords."""
+    import ray
+
+    ray.init(
+        num_cpus=2,
+        object_store_memory=200 * 2**20,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )

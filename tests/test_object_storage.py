@@ -29,6 +29,7 @@ from tests.helpers import (
     make_queries,
     results,
     run,
+    start_small_ray,
     write_grouped_parquet,
     write_pairs_jsonl,
 )
@@ -328,13 +329,7 @@ def test_report_and_eval_read_an_s3_output_dir(grouped, s3, tmp_path):
 @pytest.mark.slow
 def test_ray_engine_writes_to_s3_as_a_local_run(grouped, s3, tmp_path):
     ray = pytest.importorskip("ray")
-    ray.init(
-        num_cpus=2,
-        object_store_memory=200 * 2**20,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
+    start_small_ray()
     try:
         out_url = url("ray/out")
         sets = dict(output__top_n=6, output__flush_rows=200, input__batch_rows=32)

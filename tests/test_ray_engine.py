@@ -18,6 +18,7 @@ from tests.helpers import (
     job_config,
     make_queries,
     results,
+    start_small_ray,
     usage,
     write_grouped_parquet,
     write_pairs_jsonl,
@@ -29,13 +30,7 @@ pytestmark = pytest.mark.ray
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_here():
-    ray.init(
-        num_cpus=2,
-        object_store_memory=200 * 2**20,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
+    start_small_ray()
     yield
     ray.shutdown()
 

@@ -22,6 +22,7 @@ from tests.helpers import (
     job_config,
     make_queries,
     results,
+    start_small_ray,
     usage,
     write_grouped_parquet,
 )
@@ -110,13 +111,7 @@ async def test_client_actor_killed_mid_run_has_its_batch_rerun_without_doubling(
 
     start_workers = ray_engine.start_workers
     monkeypatch.setattr(ray_engine, "start_workers", recording)
-    ray.init(
-        num_cpus=2,
-        object_store_memory=200 * 2**20,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
+    start_small_ray()
     try:
         async with running_server(Knobs(latency_s=0.01, reject_queries=rejected)) as server:
             clean = await run_job(
