@@ -64,6 +64,7 @@ class QueryLedger:
     RANKED = 2  # an earlier run's results/ hold it
     FAILED = 4  # an earlier run's failures/ hold it as the query's own failure
     DONE = RANKED | FAILED
+    MET = 8  # pairs: a stretch of rows with this ranked id was read (not skipped) this run
     FLUSH_IDS = 8192  # seen marks held in memory before they are written without a screen
 
     def __init__(self, cache_mb: int = 4):
@@ -87,6 +88,9 @@ class QueryLedger:
         self._any_done = False
         self._any_ranked = False
         self._any_sources = False
+        # pairs: the id of the last row screened (None: none yet) and whether its stretch
+        # is being skipped; its next rows, in the next batch or file, follow that decision.
+        self._stretch: tuple[str | None, bool] = (None, False)
 
     # -- what earlier runs finished (filled by resume before the run) ------------------
     def load_ids(self, ids: pa.Array | pa.ChunkedArray, flag: int) -> None:
@@ -150,7 +154,9 @@ class QueryLedger:
             distinct = list(dict.fromkeys(q for q in ids if q is not None))
             self._batch = dict.fromkeys(distinct, 0)
             self._batch.update(self._select(distinct))
-            if not (whole_rows and self._any_done):
+            if not whole_rows:
+                return self._screen_pairs(ids, label) if self._any_ranked else []
+            if not self._any_done:
                 return []
             ranked = [
                 i
@@ -169,6 +175,49 @@ class QueryLedger:
                     self._pending[qid] = self._batch[qid] = self._batch[qid] | self.SEEN
                     skip.append(i)
             return skip
+
+    def _screen_pairs(self, ids: Sequence[str | None], label: Callable[[int], str]) -> list[int]:
+        """`screen` for pairs rows (a query is a stretch of contiguous rows with one id,
+        rows without a usable id aside): every row of a stretch is skipped or none is,
+        decided at the stretch's first row, and a stretch may go on into the next batch
+        (or file), so the decision for the last one is carried over in `_stretch`."""
+        last, skipping = self._stretch
+        # First rows of stretches whose id an earlier run ranked and this run has not met:
+        # the candidates (flags only gain bits below, so this is a superset).
+        starts: list[int] = []
+        prev = last
+        for i, q in enumerate(ids):
+            if q is not None and q != prev:
+                prev = q
+                if (self._batch[q] & (self.RANKED | self.SEEN | self.MET)) == self.RANKED:
+                    starts.append(i)
+        recorded: set[int] = set()
+        if starts and self._any_sources:  # an earlier run's failure row: read it again
+            labels = {i: label(i) for i in starts}
+            found = self._recorded(list(labels.values()))
+            recorded = {i for i in starts if labels[i] in found}
+        candidates = set(starts)
+        skip: list[int] = []
+        prev = last
+        for i, q in enumerate(ids):
+            if q is None:  # never skipped: it becomes a failure row (or a recorded one)
+                continue
+            if q != prev:  # a new stretch: decide it once, for all of its rows
+                prev, skipping = q, False
+                flags = self._batch[q]
+                if (flags & (self.RANKED | self.SEEN | self.MET)) == self.RANKED:
+                    if i in candidates and i not in recorded:
+                        skipping = True  # seen now: a later stretch of it is a duplicate
+                        self._pending[q] = self._batch[q] = flags | self.SEEN
+                    else:
+                        # Read, not skipped: a later stretch of this id must be read too
+                        # (it is a duplicate of this one). Rare, so written at once.
+                        self._batch[q] = flags | self.MET
+                        self._upsert_exact([(q, self.MET)])
+            if skipping:
+                skip.append(i)
+        self._stretch = (prev, skipping)
+        return skip
 
     def first_sight(self, qid: str) -> bool:
         """True the first time a query with this id is admitted in this run."""
