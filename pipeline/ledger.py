@@ -9,6 +9,11 @@
     [0]
     >>> ledger.first_sight("q7"), ledger.is_done("q8"), len(ledger)
     (False, False, 3)
+    >>> ledger.load_ids(pa.array(["p1"]), QueryLedger.RANKED)  # pairs: one row per candidate
+    >>> ledger.screen(["q8", "p1", "p1"], label=str, whole_rows=False)
+    [1, 2]
+    >>> ledger.screen(["p1", "q9", "p1"], label=str, whole_rows=False)  # p1 went on; a stray
+    [0]
     >>> ledger.close()
 
 One row per query id in a SQLite table (`id TEXT PRIMARY KEY, flags`, WITHOUT ROWID) in
@@ -35,9 +40,18 @@ How a run uses it (the reader calls `screen` once per row batch, in order, then 
 runner admits that batch's items before the next call):
 
 - `screen(ids, label, whole_rows)` reads the batch's ids in one statement. With
-  `whole_rows` (one row is one query), a row whose id is in results/ already, not yet
-  seen in this run, and whose source is not a recorded failure, is returned for skipping:
-  it is marked seen and never becomes a `Query` (no validation, no documents read).
+  `whole_rows` (grouped: one row is one query), a row whose id is in results/ already, not
+  yet seen in this run, and whose source is not a recorded failure, is returned for
+  skipping: it is marked seen and never becomes a `Query` (no validation, no documents read).
+  Without (pairs: a query is a stretch of contiguous rows with one id; rows without a
+  usable id are never skipped and do not end a stretch), the same test is made once per
+  stretch, at its first row, and then holds for every row of it: all are skipped or none.
+  A stretch may go on into the next batch (or row group, or file), so the id of the last
+  row screened and the decision for it are carried over to the next call. A repeated
+  row id is therefore a continuation here, not a duplicate; a later stretch of a skipped
+  id is read (it was marked seen: a duplicate, or "not grouped" for the reader). A ranked
+  id whose stretch is read (its first row is a recorded failure) is marked `MET`, so its
+  later stretches are read as well, whenever its query is admitted.
 - `first_sight(id)`: True the first time an admitted query has this id (marks it seen).
 - `is_done(id)`, `failure_recorded(source)`: what earlier runs finished (resume).
 

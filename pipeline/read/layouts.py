@@ -7,6 +7,16 @@ pairs:   one row per candidate, a query's rows contiguous. A query is complete w
          A query id that comes back after another query means the input is not grouped:
          an `InputError` (the job stops, exit 2) unless `input.allow_ungrouped`.
 
+On resume, rows of queries an earlier run ranked are left unread in both layouts (see
+`pipeline.ledger`). For pairs the screen decides per query, at its first row, and every
+row of it goes, also those in the next batches: a query may straddle a batch, row group
+or file boundary. The rows of a query left out are not assembled, but its place is kept
+(`RowBatch.skipped`: its id and first row's label, between the kept rows): it still ends
+the query before it and is checked for grouping like any other, so a later stray stretch
+of its id stops the job as in a fresh run, or with `input.allow_ungrouped` is read and
+fails as a duplicate. A Parquet batch whose every row is left out is never decoded
+beyond its ids.
+
 The id columns (`doc_ids` grouped, `doc_id` pairs) are optional under their default names;
 a name the job gives them must exist, like every other column.
 
@@ -50,7 +60,8 @@ class IdScreen(Protocol):
         self, ids: Sequence[str | None], label: Callable[[int], str], whole_rows: bool
     ) -> list[int]:
         """Positions of rows to leave unread; `whole_rows` is False when a row is only
-        part of a query (pairs), and then nothing may be skipped."""
+        part of a query (pairs): then a query's rows are left out all or none, the
+        decision carried over to the next batches while its rows go on."""
         ...
 
 
