@@ -196,40 +196,43 @@ class QueryLedger:
         decided at the stretch's first row, and a stretch may go on into the next batch
         (or file), so the decision for the last one is carried over in `_stretch`."""
         last, skipping = self._stretch
-        # First rows of stretches whose id an earlier run ranked and this run has not met:
-        # the candidates (flags only gain bits below, so this is a superset).
-        starts: list[int] = []
-        prev = last
-        for i, q in enumerate(ids):
-            if q is not None and q != prev:
-                prev = q
-                if (self._batch[q] & (self.RANKED | self.SEEN | self.MET)) == self.RANKED:
-                    starts.append(i)
+        wanted = self.RANKED | self.SEEN | self.MET
         recorded: set[int] = set()
-        if starts and self._any_sources:  # an earlier run's failure row: read it again
-            labels = {i: label(i) for i in starts}
-            found = self._recorded(list(labels.values()))
-            recorded = {i for i in starts if labels[i] in found}
-        candidates = set(starts)
+        if self._any_sources:  # a stretch starting at an earlier run's failure row is read
+            starts: list[int] = []  # first rows of ranked stretches not met yet
+            prev = last
+            for i, q in enumerate(ids):
+                if q is not None and q != prev:
+                    prev = q
+                    if (self._batch[q] & wanted) == self.RANKED:
+                        starts.append(i)
+            if starts:
+                labels = {i: label(i) for i in starts}
+                found = self._recorded(list(labels.values()))
+                recorded = {i for i in starts if labels[i] in found}
         skip: list[int] = []
         prev = last
         for i, q in enumerate(ids):
-            if q is None:  # never skipped: it becomes a failure row (or a recorded one)
+            if q == prev:  # the stretch goes on (a row without a usable id is never skipped)
+                if skipping:
+                    skip.append(i)
                 continue
-            if q != prev:  # a new stretch: decide it once, for all of its rows
-                prev, skipping = q, False
-                flags = self._batch[q]
-                if (flags & (self.RANKED | self.SEEN | self.MET)) == self.RANKED:
-                    if i in candidates and i not in recorded:
-                        skipping = True  # seen now: a later stretch of it is a duplicate
-                        self._pending[q] = self._batch[q] = flags | self.SEEN
-                    else:
-                        # Read, not skipped: a later stretch of this id must be read too
-                        # (it is a duplicate of this one). Rare, so written at once.
-                        self._batch[q] = flags | self.MET
-                        self._upsert_exact([(q, self.MET)])
-            if skipping:
-                skip.append(i)
+            if q is None:
+                continue
+            # A new stretch: decided once, at its first row, for all of its rows.
+            prev, skipping = q, False
+            flags = self._batch[q]
+            if (flags & wanted) == self.RANKED:
+                if i not in recorded:
+                    skipping = True  # seen now: a later stretch of it is a duplicate
+                    self._pending[q] = self._batch[q] = flags | self.SEEN
+                    skip.append(i)
+                else:
+                    # Read, not skipped: a later stretch of this id must be read too (a
+                    # duplicate of this one), even before this one is admitted. Rare, so
+                    # written at once (not as a pending seen mark: it is not one).
+                    self._batch[q] = flags | self.MET
+                    self._upsert_exact([(q, self.MET)])
         self._stretch = (prev, skipping)
         return skip
 

@@ -149,3 +149,12 @@ def test_pairs_rows_are_never_skipped_without_ranked_ids():
         ledger.load_ids(pa.array(["f1"]), QueryLedger.FAILED)
         assert ledger.screen(["f1", "f1", "q"], str, whole_rows=False) == []
         assert ledger.first_sight("f1") and ledger.is_done("f1")
+
+
+def test_rows_without_an_id_neither_end_nor_join_a_skipped_pairs_stretch():
+    with QueryLedger() as ledger:
+        ledger.load_ids(pa.array(["r1", "r2"]), QueryLedger.RANKED)
+        assert ledger.screen([None, None, "r1", None], str, whole_rows=False) == [2]
+        assert ledger.screen([None, "r1", "r2", None], str, whole_rows=False) == [1, 2]
+        assert ledger.screen(["r2", "n", None, "r1"], str, whole_rows=False) == [0]
+        assert ledger.first_sight("n") and not ledger.first_sight("r1")
