@@ -9,6 +9,11 @@
     [0]
     >>> ledger.first_sight("q7"), ledger.is_done("q8"), len(ledger)
     (False, False, 3)
+    >>> ledger.load_ids(pa.array(["p1"]), QueryLedger.RANKED)  # pairs: one row per candidate
+    >>> ledger.screen(["q8", "p1", "p1"], label=str, whole_rows=False)
+    [1, 2]
+    >>> ledger.screen(["p1", "q9", "p1"], label=str, whole_rows=False)  # p1 went on; a stray
+    [0]
     >>> ledger.close()
 
 One row per query id in a SQLite table (`id TEXT PRIMARY KEY, flags`, WITHOUT ROWID) in
@@ -35,9 +40,18 @@ How a run uses it (the reader calls `screen` once per row batch, in order, then 
 runner admits that batch's items before the next call):
 
 - `screen(ids, label, whole_rows)` reads the batch's ids in one statement. With
-  `whole_rows` (one row is one query), a row whose id is in results/ already, not yet
-  seen in this run, and whose source is not a recorded failure, is returned for skipping:
-  it is marked seen and never becomes a `Query` (no validation, no documents read).
+  `whole_rows` (grouped: one row is one query), a row whose id is in results/ already, not
+  yet seen in this run, and whose source is not a recorded failure, is returned for
+  skipping: it is marked seen and never becomes a `Query` (no validation, no documents read).
+  Without (pairs: a query is a stretch of contiguous rows with one id; rows without a
+  usable id are never skipped and do not end a stretch), the same test is made once per
+  stretch, at its first row, and then holds for every row of it: all are skipped or none.
+  A stretch may go on into the next batch (or row group, or file), so the id of the last
+  row screened and the decision for it are carried over to the next call. A repeated
+  row id is therefore a continuation here, not a duplicate; a later stretch of a skipped
+  id is read (it was marked seen: a duplicate, or "not grouped" for the reader). A ranked
+  id whose stretch is read (its first row is a recorded failure) is marked `MET`, so its
+  later stretches are read as well, whenever its query is admitted.
 - `first_sight(id)`: True the first time an admitted query has this id (marks it seen).
 - `is_done(id)`, `failure_recorded(source)`: what earlier runs finished (resume).
 
@@ -64,6 +78,7 @@ class QueryLedger:
     RANKED = 2  # an earlier run's results/ hold it
     FAILED = 4  # an earlier run's failures/ hold it as the query's own failure
     DONE = RANKED | FAILED
+    MET = 8  # pairs: a stretch of rows with this ranked id was read (not skipped) this run
     FLUSH_IDS = 8192  # seen marks held in memory before they are written without a screen
 
     def __init__(self, cache_mb: int = 4):
@@ -87,6 +102,9 @@ class QueryLedger:
         self._any_done = False
         self._any_ranked = False
         self._any_sources = False
+        # pairs: the id of the last row screened (None: none yet) and whether its stretch
+        # is being skipped; its next rows, in the next batch or file, follow that decision.
+        self._stretch: tuple[str | None, bool] = (None, False)
 
     # -- what earlier runs finished (filled by resume before the run) ------------------
     def load_ids(self, ids: pa.Array | pa.ChunkedArray, flag: int) -> None:
@@ -150,7 +168,9 @@ class QueryLedger:
             distinct = list(dict.fromkeys(q for q in ids if q is not None))
             self._batch = dict.fromkeys(distinct, 0)
             self._batch.update(self._select(distinct))
-            if not (whole_rows and self._any_done):
+            if not whole_rows:
+                return self._screen_pairs(ids, label) if self._any_ranked else []
+            if not self._any_done:
                 return []
             ranked = [
                 i
@@ -169,6 +189,52 @@ class QueryLedger:
                     self._pending[qid] = self._batch[qid] = self._batch[qid] | self.SEEN
                     skip.append(i)
             return skip
+
+    def _screen_pairs(self, ids: Sequence[str | None], label: Callable[[int], str]) -> list[int]:
+        """`screen` for pairs rows (a query is a stretch of contiguous rows with one id,
+        rows without a usable id aside): every row of a stretch is skipped or none is,
+        decided at the stretch's first row, and a stretch may go on into the next batch
+        (or file), so the decision for the last one is carried over in `_stretch`."""
+        last, skipping = self._stretch
+        wanted = self.RANKED | self.SEEN | self.MET
+        recorded: set[int] = set()
+        if self._any_sources:  # a stretch starting at an earlier run's failure row is read
+            starts: list[int] = []  # first rows of ranked stretches not met yet
+            prev = last
+            for i, q in enumerate(ids):
+                if q is not None and q != prev:
+                    prev = q
+                    if (self._batch[q] & wanted) == self.RANKED:
+                        starts.append(i)
+            if starts:
+                labels = {i: label(i) for i in starts}
+                found = self._recorded(list(labels.values()))
+                recorded = {i for i in starts if labels[i] in found}
+        skip: list[int] = []
+        prev = last
+        for i, q in enumerate(ids):
+            if q == prev:  # the stretch goes on (a row without a usable id is never skipped)
+                if skipping:
+                    skip.append(i)
+                continue
+            if q is None:
+                continue
+            # A new stretch: decided once, at its first row, for all of its rows.
+            prev, skipping = q, False
+            flags = self._batch[q]
+            if (flags & wanted) == self.RANKED:
+                if i not in recorded:
+                    skipping = True  # seen now: a later stretch of it is a duplicate
+                    self._pending[q] = self._batch[q] = flags | self.SEEN
+                    skip.append(i)
+                else:
+                    # Read, not skipped: a later stretch of this id must be read too (a
+                    # duplicate of this one), even before this one is admitted. Rare, so
+                    # written at once (not as a pending seen mark: it is not one).
+                    self._batch[q] = flags | self.MET
+                    self._upsert_exact([(q, self.MET)])
+        self._stretch = (prev, skipping)
+        return skip
 
     def first_sight(self, qid: str) -> bool:
         """True the first time a query with this id is admitted in this run."""

@@ -119,8 +119,42 @@ def test_screen_skips_the_first_row_of_a_ranked_query_only():
         assert ledger.screen(["r1", "r2", "r3"], str, whole_rows=True) == []
 
 
-def test_pairs_rows_are_looked_up_but_never_skipped():
+def test_pairs_rows_of_a_ranked_query_are_skipped_all_or_none_across_batches():
     with QueryLedger() as ledger:
-        ledger.load_ids(pa.array(["r1"]), QueryLedger.RANKED)
-        assert ledger.screen(["r1", "r1", "r1"], str, whole_rows=False) == []
-        assert ledger.first_sight("r1") and ledger.is_done("r1")
+        ledger.load_ids(pa.array(["r1", "r2", "r3", "r4"]), QueryLedger.RANKED)
+        # r1 straddles into the next batch; "n" is unfinished; None rows are never skipped.
+        assert ledger.screen(["n", "r1", None, "r1"], str, whole_rows=False) == [1, 3]
+        assert ledger.first_sight("n")
+        assert ledger.screen(["r1", "r1", "n2", "r2"], str, whole_rows=False) == [0, 1, 3]
+        assert ledger.first_sight("n2")
+        # r2 goes on; r1 comes back after other queries: a stray, read (a duplicate).
+        assert ledger.screen(["r2", "r1", "r2"], str, whole_rows=False) == [0]
+        assert not ledger.first_sight("r1")
+        assert ledger.is_done("r1") and not ledger.is_done("n")
+
+
+def test_a_pairs_stretch_at_a_recorded_failure_is_read_and_so_are_its_strays():
+    with QueryLedger() as ledger:
+        ledger.load_ids(pa.array(["r1", "r2"]), QueryLedger.RANKED)
+        ledger.load_sources(pa.array(["row 0"]))
+        ids = ["r1", "r1", "r2", "r2"]
+        assert ledger.screen(ids, lambda i: f"row {i}", whole_rows=False) == [2, 3]
+        # r1 was read and not yet admitted: a later stretch of it is not skipped either.
+        assert ledger.screen(["x", "r1"], lambda i: f"row {i + 4}", whole_rows=False) == []
+        assert ledger.first_sight("r1")  # the read stretch is admitted (then is_done)
+
+
+def test_pairs_rows_are_never_skipped_without_ranked_ids():
+    with QueryLedger() as ledger:
+        ledger.load_ids(pa.array(["f1"]), QueryLedger.FAILED)
+        assert ledger.screen(["f1", "f1", "q"], str, whole_rows=False) == []
+        assert ledger.first_sight("f1") and ledger.is_done("f1")
+
+
+def test_rows_without_an_id_neither_end_nor_join_a_skipped_pairs_stretch():
+    with QueryLedger() as ledger:
+        ledger.load_ids(pa.array(["r1", "r2"]), QueryLedger.RANKED)
+        assert ledger.screen([None, None, "r1", None], str, whole_rows=False) == [2]
+        assert ledger.screen([None, "r1", "r2", None], str, whole_rows=False) == [1, 2]
+        assert ledger.screen(["r2", "n", None, "r1"], str, whole_rows=False) == [0]
+        assert ledger.first_sight("n") and not ledger.first_sight("r1")

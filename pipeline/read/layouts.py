@@ -7,6 +7,16 @@ pairs:   one row per candidate, a query's rows contiguous. A query is complete w
          A query id that comes back after another query means the input is not grouped:
          an `InputError` (the job stops, exit 2) unless `input.allow_ungrouped`.
 
+On resume, rows of queries an earlier run ranked are left unread in both layouts (see
+`pipeline.ledger`). For pairs the screen decides per query, at its first row, and every
+row of it goes, also those in the next batches: a query may straddle a batch, row group
+or file boundary. The rows of a query left out are not assembled, but its place is kept
+(`RowBatch.skipped`: its id and first row's label, between the kept rows): it still ends
+the query before it and is checked for grouping like any other, so a later stray stretch
+of its id stops the job as in a fresh run, or with `input.allow_ungrouped` is read and
+fails as a duplicate. A Parquet batch whose every row is left out is never decoded
+beyond its ids.
+
 The id columns (`doc_ids` grouped, `doc_id` pairs) are optional under their default names;
 a name the job gives them must exist, like every other column.
 
@@ -50,7 +60,8 @@ class IdScreen(Protocol):
         self, ids: Sequence[str | None], label: Callable[[int], str], whole_rows: bool
     ) -> list[int]:
         """Positions of rows to leave unread; `whole_rows` is False when a row is only
-        part of a query (pairs), and then nothing may be skipped."""
+        part of a query (pairs): then a query's rows are left out all or none, the
+        decision carried over to the next batches while its rows go on."""
         ...
 
 
@@ -122,19 +133,26 @@ class InputReader:
     def row_batches(self, screen: IdScreen | None = None) -> Iterator[RowBatch]:
         whole = self.cfg.layout == "grouped"
         qid = self.cfg.columns.query_id
-        skipping = screen is not None and whole and screen.may_skip()
+        skipping = screen is not None and screen.may_skip()
+        # pairs: the last row id screened, over batches and files (a query's rows may go on
+        # into the next batch), to tell a skipped query's first row from its continuation.
+        stretches = _Stretches()
+        marks: list[tuple[int, str, str]] = []
+
+        def skip(values: list, label: Callable[[int], str]) -> list[int]:
+            assert screen is not None
+            ids = query_ids(values)
+            gone = screen.screen(ids, label, whole)
+            marks[:] = [] if whole else stretches.starts(ids, gone, label)
+            return gone
+
         for path, fmt in self.sources:
             if fmt == "parquet" and skipping:
-                assert screen is not None
-                yield from parquet_batches_skipping(
-                    path,
-                    self.columns,
-                    self.optional,
-                    self.batch_rows,
-                    qid,
-                    lambda values, label: screen.screen(query_ids(values), label, True),
-                    self.keys,
-                )
+                for batch in parquet_batches_skipping(
+                    path, self.columns, self.optional, self.batch_rows, qid, skip, self.keys
+                ):
+                    batch.skipped = list(marks)  # `skip` ran for this batch's rows
+                    yield batch
                 continue
             if fmt == "parquet":
                 batches = parquet_batches(
@@ -146,8 +164,10 @@ class InputReader:
                 if screen is not None:
                     ids = query_ids(batch.columns[qid])
                     gone = screen.screen(ids, batch.labels.__getitem__, whole)
+                    starts = [] if whole else stretches.starts(ids, gone, batch.labels.__getitem__)
                     if gone:
                         batch = batch.without(gone)
+                        batch.skipped = starts
                 yield batch
 
     def batches(self, screen: IdScreen | None = None) -> Iterator[list[Item]]:
@@ -164,11 +184,22 @@ class InputReader:
                 group = PairsGroup(started)
                 for batch in self.row_batches(screen):
                     out = _bad_rows(batch)
-                    for i in range(len(batch)):
-                        out.extend(self._pairs_row(batch, i, group))
+                    if batch.skipped:
+                        out.append(Finished(len(batch.skipped)))  # one per query left out
+                    marks = iter(batch.skipped)
+                    mark = next(marks, None)
+                    for i in range(len(batch) + 1):
+                        # A query left out still ends the one before it and is checked
+                        # for grouping like any other, at the place its rows were.
+                        while mark is not None and mark[0] == i:
+                            out.extend(self._next_query(mark[1], mark[2], group, skipped=True))
+                            mark = next(marks, None)
+                        if i < len(batch):
+                            out.extend(self._pairs_row(batch, i, group))
                     yield out
-                if group.query_id is not None:
-                    yield [group.finish()]
+                last = group.finish()
+                if last is not None:
+                    yield [last]
 
     # -- grouped ---------------------------------------------------------------------
     def _grouped(self, batch: RowBatch, i: int) -> Item:
@@ -186,6 +217,23 @@ class InputReader:
         return Query(qid, text, docs, ids, label)
 
     # -- pairs -----------------------------------------------------------------------
+    def _next_query(
+        self, qid: str, label: str, group: PairsGroup, skipped: bool = False
+    ) -> list[Item]:
+        """End the query being assembled and start `qid` at row `label`; `skipped`: its
+        rows are left out unread (an earlier run ranked it), nothing will be assembled."""
+        done = group.finish()
+        if not group.started.first_sight(qid) and not self.cfg.allow_ungrouped:
+            raise InputError(
+                f"input is not grouped by query_id: sort it ({label}: query_id {qid!r} "
+                "comes back after other queries). Its earlier rows may have been ranked "
+                "as a query of their own: after sorting, run with --overwrite. Or set "
+                "input.allow_ungrouped = true to keep each later occurrence as a failure "
+                "row instead"
+            )
+        group.start(qid, label, skipped)
+        return [] if done is None else [done]
+
     def _pairs_row(self, batch: RowBatch, i: int, group: PairsGroup) -> list[Item]:
         c = self.cfg.columns
         label = batch.labels[i]
@@ -195,17 +243,7 @@ class InputReader:
             return [Failure(None, label, "input", p.error, str(p))]
         out: list[Item] = []
         if qid != group.query_id:
-            if group.query_id is not None:
-                out.append(group.finish())
-            if not group.started.first_sight(qid) and not self.cfg.allow_ungrouped:
-                raise InputError(
-                    f"input is not grouped by query_id: sort it ({label}: query_id {qid!r} "
-                    "comes back after other queries). Its earlier rows may have been ranked "
-                    "as a query of their own: after sorting, run with --overwrite. Or set "
-                    "input.allow_ungrouped = true to keep each later occurrence as a failure "
-                    "row instead"
-                )
-            group.start(qid, label)
+            out = self._next_query(qid, label, group)
         if group.problem is not None:
             return out  # the query already failed; its remaining rows add nothing
         try:
@@ -251,18 +289,49 @@ class PairsGroup:
     doc_ids: list[str] = field(default_factory=list)
     id_set: set[str] = field(default_factory=set)
     problem: FieldProblem | None = None
+    skipped: bool = False  # its rows are left out unread (resume): nothing to assemble
 
-    def start(self, qid: str, label: str) -> None:
+    def start(self, qid: str, label: str, skipped: bool = False) -> None:
         self.query_id, self.source, self.text = qid, label, ""
         self.documents, self.doc_ids, self.id_set, self.problem = [], [], set(), None
+        self.skipped = skipped
 
-    def finish(self) -> Item:
-        assert self.query_id is not None
+    def finish(self) -> Item | None:
+        """The query assembled so far (None: none, or one left out unread)."""
+        if self.query_id is None or self.skipped:
+            return None
         if self.problem is not None:
             return Failure(
                 self.query_id, self.source, "input", self.problem.error, str(self.problem)
             )
         return Query(self.query_id, self.text, self.documents, self.doc_ids, self.source)
+
+
+class _Stretches:
+    """Which rows a pairs screen left out begin a query (rather than continue the one
+    the previous batch ended with): the last row id seen is carried over batches."""
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+
+    def starts(
+        self, ids: list[str | None], gone: list[int], label: Callable[[int], str]
+    ) -> list[tuple[int, str, str]]:
+        """(kept rows before it, id, label) for each left-out row that begins a query."""
+        marks = []
+        for k, p in enumerate(gone):
+            qid = ids[p]
+            assert qid is not None  # a row without a usable id is never left out
+            before = p - 1
+            while before >= 0 and ids[before] is None:
+                before -= 1
+            if (ids[before] if before >= 0 else self.last) != qid:
+                marks.append((p - k, qid, label(p)))
+        for q in reversed(ids):
+            if q is not None:
+                self.last = q
+                break
+        return marks
 
 
 class FieldProblem(Exception):

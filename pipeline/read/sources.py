@@ -46,6 +46,9 @@ class RowBatch:
     labels: list[str]
     bad_rows: list[tuple[str, str]] = field(default_factory=list)  # (label, message)
     finished: int = 0  # rows left out unread: their queries were finished earlier (resume)
+    # pairs: (kept rows before it, query id, label of its first row) for each query whose
+    # rows were left out and begin in this batch (continued ones are not named again)
+    skipped: list[tuple[int, str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.labels)
