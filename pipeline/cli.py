@@ -13,7 +13,7 @@ import sys
 
 from pipeline import __version__
 from pipeline.accounting.cost import cost_lines
-from pipeline.allocator import limit_malloc_arenas
+from pipeline.allocator import limit_malloc_arenas, use_system_arrow_pool
 from pipeline.cache.summary import cache_line
 from pipeline.config import JobConfig, load_job
 from pipeline.console import guarded_streams
@@ -224,6 +224,7 @@ def _cost_lines(cost: dict | None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    use_system_arrow_pool()  # flat resident memory: see pipeline.allocator
     with guarded_streams():
         try:
             args = build_parser().parse_args(argv)
