@@ -20,12 +20,14 @@ stay as they are. Nothing happens where the C library has no `mallopt` (macOS, m
 returns 0).
 
 pyarrow allocates from its bundled mimalloc by default, which keeps what it has touched:
-the peak resident size of the same commands with Arrow's system pool instead, measured side
-by side (2 runs each, `benchmarks/scale.py`'s VmHWM): `run` of 100,000 grouped queries
-215/220 -> 161/161 MB at the same wall time (30.0/28.3 -> 28.4/26.9 s); `estimate` of
-1M pairs queries (10M rows) 200/185 -> 151/152 MB (53.5/51.0 -> 55.7/49.0 s). The CLI
-switches every command to it (`use_system_arrow_pool`), unless `ARROW_DEFAULT_MEMORY_POOL`
-names a pool: the user's choice stands.
+the peak resident size of the same commands with `ARROW_DEFAULT_MEMORY_POOL=system`,
+measured side by side (2 runs each, `benchmarks/scale.py`'s VmHWM): `run` of 100,000
+grouped queries 215/220 -> 161/161 MB at the same wall time (30.0/28.3 -> 28.4/26.9 s);
+`estimate` of 1M pairs queries (10M rows) 200/185 -> 151/152 MB (53.5/51.0 -> 55.7/49.0 s).
+Arrow reads that variable once, at its first allocation, so `pipeline/__init__.py` sets it
+(unless the user named a pool); `use_system_arrow_pool`, which the CLI calls, also switches
+pyarrow's own default where Arrow was imported first (a switch made that late left a run
+at 204 MB: Arrow's C++ code keeps its first pool).
 """
 
 from __future__ import annotations
@@ -51,9 +53,9 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
 
 
 def use_system_arrow_pool() -> bool:
-    """Arrow's default memory pool becomes the C library's malloc (see above); True when
-    switched, False where `ARROW_DEFAULT_MEMORY_POOL` is set (it is then used as given)."""
-    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+    """pyarrow's default memory pool becomes the C library's malloc (see above); True when
+    switched, False where `ARROW_DEFAULT_MEMORY_POOL` names another pool (used as given)."""
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL", "system") != "system":
         return False
     import pyarrow as pa
 
