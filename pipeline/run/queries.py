@@ -27,9 +27,15 @@ from pipeline.errors import ProviderError
 from pipeline.ledger import QueryLedger
 from pipeline.merge import PendingQuery
 from pipeline.progress import Progress
+from pipeline.read.layouts import IdScreen
 from pipeline.records import Chunk, ChunkScores, Failure, Finished, Query, UsageRecord
-from pipeline.run.admission import Admitted, EarlierRuns, admit
+from pipeline.run.admission import Admitted, EarlierRuns, SeenIds, admit
 from pipeline.run.settings import RunSettings
+
+
+class BookIds(SeenIds, IdScreen, Protocol):
+    """The ids the book admits and the reader screens: the run's `QueryLedger`, or an
+    actor's `BatchIds` for a batch the driver screened already."""
 
 
 class RowSink(Protocol):
@@ -59,7 +65,7 @@ class QueryBook:
         progress: Progress,
         earlier: EarlierRuns | None,
         cache: ScoreCache | None = None,
-        seen: QueryLedger | None = None,
+        seen: BookIds | None = None,
     ):
         self.settings = settings
         self.cache = cache  # a score cache: looked up at admission, fed each chunk answer
@@ -69,7 +75,7 @@ class QueryBook:
         self.earlier = earlier
         # The query ids admitted so far: the run's on-disk `QueryLedger` (the resume
         # state's, which also knows what earlier runs finished), or a private one.
-        self.seen = seen if seen is not None else QueryLedger()
+        self.seen: BookIds = seen if seen is not None else QueryLedger()
         self._pending: dict[int, PendingQuery] = {}  # id(query) -> its state, while in flight
         self._warned_listwise = False
 

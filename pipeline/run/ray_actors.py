@@ -11,7 +11,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from pipeline.accounting.stats import JobStats
 from pipeline.call.breaker import EndpointBreaker
@@ -22,7 +22,6 @@ from pipeline.errors import (
     EndpointUnusable,
     ProviderError,
 )
-from pipeline.ledger import QueryLedger
 from pipeline.limit.shared import SharedLimits
 from pipeline.progress import Progress
 from pipeline.read.layouts import IdScreen, Item
@@ -210,8 +209,7 @@ class ClientWorker:
         lim = self.cfg.limits
         stats = JobStats()
         recorder = Recorder(queries, self.cfg.output.include_text)
-        # `BatchIds` has the ledger's methods the book and `_Batch` use, nothing more.
-        seen = cast(QueryLedger, BatchIds())
+        seen = BatchIds()  # the driver screened this batch: a set per batch is enough
         book = QueryBook(self.settings, stats, recorder, _Quiet(stats), None, seen=seen)
         client = RerankClient(
             self.settings.adapter,
