@@ -13,7 +13,7 @@ import sys
 
 from pipeline import __version__
 from pipeline.accounting.cost import cost_lines
-from pipeline.allocator import limit_malloc_arenas, use_system_arrow_pool
+from pipeline.allocator import fix_mmap_threshold, limit_malloc_arenas, use_system_arrow_pool
 from pipeline.cache.summary import cache_line
 from pipeline.config import JobConfig, load_job
 from pipeline.console import guarded_streams
@@ -98,7 +98,6 @@ def _add_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    limit_malloc_arenas()  # before any thread: see pipeline.allocator
     try:
         cfg = load_job(args.job, args.overrides)
         job = prepare_job(
@@ -224,7 +223,10 @@ def _cost_lines(cost: dict | None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    use_system_arrow_pool()  # flat resident memory: see pipeline.allocator
+    # Flat resident memory (see pipeline.allocator); the arenas before any thread starts.
+    limit_malloc_arenas()
+    fix_mmap_threshold()
+    use_system_arrow_pool()
     with guarded_streams():
         try:
             args = build_parser().parse_args(argv)
