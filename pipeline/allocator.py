@@ -29,8 +29,9 @@ with the number of batches a command has read. `fix_mmap_threshold` pins the thr
 256 KB, which also stops the adjusting. Measured side by side (peak RSS, 2 runs each,
 grouped input of 10 candidates in 32,768-row row groups; with the ledger's 1 MB cache):
 `estimate` of 100,000 queries 119/120 -> 112/112 MB, of 3,000,000 131/131 -> 114/115 MB,
-wall 55.1/56.1 -> 58.3/60.2 s (the mapping and zeroing of each large buffer). A 1 MB
-threshold kept most of the growth (127 MB at 3M), 4 MB all of it (132 MB).
+wall 55.1/56.1 -> 58.3/60.2 s (the mapping and zeroing of each large buffer); `run` of
+100,000 170/167 -> 156/157 MB at the same wall time (24.3/24.7 -> 23.3/24.9 s). A 1 MB
+threshold kept most of the estimate's growth (127 MB at 3M), 4 MB all of it (132 MB).
 
 pyarrow allocates from its bundled mimalloc by default, which keeps what it has touched:
 the peak resident size of the same commands with `ARROW_DEFAULT_MEMORY_POOL=system`,
