@@ -26,8 +26,9 @@ but each time such a block is freed it raises that threshold to the block's size
 32 MB), so Arrow's column buffers (hundreds of KB to a few MB per batch) soon come from the
 heap instead, where freed ones stay resident and fragment it: the resident size then grows
 with the number of batches a command has read. `fix_mmap_threshold` pins the threshold at
-256 KB, which also stops the adjusting. Measured side by side (peak RSS, 2 runs each,
-grouped input of 10 candidates in 32,768-row row groups; with the ledger's 1 MB cache):
+256 KB, which also stops the adjusting. Measured side by side with the commit before
+(whose ledger cache was 4 MB, not 1: ~3 MB of the 3M difference), peak RSS, 2 runs each,
+grouped input of 10 candidates in 32,768-row row groups:
 `estimate` of 100,000 queries 119/120 -> 112/112 MB, of 3,000,000 131/131 -> 114/115 MB,
 wall 55.1/56.1 -> 58.3/60.2 s (the mapping and zeroing of each large buffer); `run` of
 100,000 170/167 -> 156/157 MB at the same wall time (24.3/24.7 -> 23.3/24.9 s). A 1 MB
