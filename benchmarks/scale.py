@@ -11,8 +11,8 @@ doc_ids), generated streaming, 1,024 rows at a time, then rewritten in row group
 with `--layout pairs` the same candidates one row each (query_id, query, text, doc_id), so
 N queries are 10 N rows. Row groups of some tens of MB are what common writers produce
 (DuckDB's default is 122,880 rows, Spark's 128 MB). With 1,024-row groups (~1 MB) the 3M
-file has 2,930 of them, and pyarrow holds the file's parsed footer (~4 KB per row group
-here, ~12 MB in all) while the file is read: memory that grows with the input file's row
+file has 2,930 of them, and pyarrow holds the file's parsed footer (3-5 KB per row group
+here, 8-13 MB in all) while the file is read: memory that grows with the input file's row
 groups, not with anything the pipeline keeps. Every figure is one command of the real
 CLI in a fresh interpreter, the `local` provider (BM25 in process), default settings; peak
 RSS is that child's own (its VmHWM, read as it exits), so no figure includes another's
@@ -187,7 +187,7 @@ def main() -> None:
         default=32_768,
         help="grouped input's Parquet row groups (a multiple of 1,024; default 32,768: ~30 MB, "
         "fewer rows than DuckDB's default 122,880; 1,024: ~1 MB groups, whose parsed footer "
-        "pyarrow holds while the file is read, ~4 KB per row group)",
+        "pyarrow holds while the file is read, 3-5 KB per row group)",
     )
     parser.add_argument("--eval-queries", type=int, default=1_000_000, help="0: no eval")
     parser.add_argument("--baseline", type=Path, help="another checkout to measure the same way")

@@ -1,5 +1,5 @@
 """Process-wide malloc settings for long runs: at most two glibc malloc arenas, large
-blocks always mapped (and unmapped when freed), and Arrow's buffers from that same malloc.
+blocks mapped (and unmapped when freed), and Arrow's buffers from that same malloc.
 
     >>> limit_malloc_arenas() in (True, False)  # False where there is no glibc mallopt
     True
@@ -17,8 +17,9 @@ on 1M queries x 10 candidates (`local` provider), the run's RSS rose from ~170 M
 first minute to ~195 MB later, peak 210 MB (and 209 MB with main's code minus its id set).
 With two arenas the same run stayed at ~165-172 MB, peak 185 MB, at the same CPU time.
 
-Call it before the first thread starts (the CLI does, for every command): arenas already
-created stay as they are. Nothing happens where the C library has no `mallopt` (macOS,
+Call it before the pipeline starts threads (the CLI does, first thing, for every command;
+importing pyarrow may already have started its own): arenas already created stay as they
+are. Nothing happens where the C library has no `mallopt` (macOS,
 musl returns 0).
 
 glibc serves a block of 128 KB or more with its own `mmap`, returned to the OS when freed,
@@ -61,8 +62,8 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
 
 
 def fix_mmap_threshold(nbytes: int = 256 << 10) -> bool:
-    """Blocks of `nbytes` or more always from `mmap`, whatever was freed before (see above);
-    True when glibc accepted."""
+    """Blocks of `nbytes` or more from `mmap` (unless free heap space already fits them),
+    whatever was freed before (see above); True when glibc accepted."""
     return _mallopt(M_MMAP_THRESHOLD, nbytes)
 
 

@@ -223,7 +223,7 @@ def _cost_lines(cost: dict | None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Flat resident memory (see pipeline.allocator); the arenas before any thread starts.
+    # Flat resident memory (see pipeline.allocator); the arenas before our threads start.
     limit_malloc_arenas()
     fix_mmap_threshold()
     use_system_arrow_pool()

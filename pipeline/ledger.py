@@ -20,9 +20,9 @@ One row per query id in a SQLite table (`id TEXT PRIMARY KEY, flags`, WITHOUT RO
 a private temporary database: a file in $SQLITE_TMPDIR, $TMPDIR or /var/tmp, created only
 once the table outgrows the cache and unlinked as soon as it is opened, so even a killed
 run leaves nothing behind. Its page cache is
-bounded (`cache_mb`, 1 MB: the B-tree's inner pages fit, and a leaf page is fetched from
-the OS cache in about a microsecond; 3M and 10M random 32-character ids took the same
-2.6-2.7 us each with 1 and 4 MB, and 4 MB added ~3 MB of resident size once filled), so
+bounded (`cache_mb`, 1 MB: pages it misses come from the OS page cache in about a
+microsecond; 3M and 10M random 32-character ids took the same 2.6-2.7 us each with 1 and
+4 MB, and 4 MB added ~3 MB of resident size once filled), so
 memory stays flat however many ids a run holds; the rest lives in the OS page cache and on
 disk (about 15 MB per million short ids, 40 MB per million
 32-character random ids). The key is the id itself, so there is no collision to verify: a
