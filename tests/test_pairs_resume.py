@@ -76,6 +76,19 @@ def ranked_ids(out: Path) -> set[str]:
     return set(pl.read_parquet(parts["results"])["query_id"].unique().to_list())
 
 
+def record_converted_rows(monkeypatch) -> list[str | None]:
+    """The query id of every pairs row the reader converts from now on (None: no id)."""
+    built: list[str | None] = []
+    original = InputReader._pairs_row
+
+    def counting(self, batch, i, group):
+        built.append(batch.columns["query_id"][i])
+        return original(self, batch, i, group)
+
+    monkeypatch.setattr(InputReader, "_pairs_row", counting)
+    return built
+
+
 @pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
 async def test_a_pairs_run_cut_after_any_commit_resumes_to_the_clean_output(
     tmp_path, fmt, monkeypatch
@@ -91,14 +104,7 @@ async def test_a_pairs_run_cut_after_any_commit_resumes_to_the_clean_output(
         monkeypatch.setattr(OutputWriter, "_compact", lambda self: None)
         await run(config(path, history, server.base_url))
         monkeypatch.undo()
-        built: list[str | None] = []
-        original = InputReader._pairs_row
-
-        def counting(self, batch, i, group):
-            built.append(batch.columns["query_id"][i])
-            return original(self, batch, i, group)
-
-        monkeypatch.setattr(InputReader, "_pairs_row", counting)
+        built = record_converted_rows(monkeypatch)
         lines = (history / "_manifest.jsonl").read_bytes().splitlines(keepends=True)
         assert len(lines) > 6
         for k in sorted({1, 2, 3, len(lines) // 3, len(lines) // 2, len(lines) - 1, len(lines)}):
@@ -131,14 +137,7 @@ async def test_a_no_op_pairs_resume_converts_no_row_of_a_ranked_query(tmp_path, 
         first = await run(config(path, out, server.base_url))
         before = tables(out)
         ranked = set(before[0]["query_id"].unique().to_list())
-        built: list[str | None] = []
-        original = InputReader._pairs_row
-
-        def counting(self, batch, i, group):
-            built.append(batch.columns["query_id"][i])
-            return original(self, batch, i, group)
-
-        monkeypatch.setattr(InputReader, "_pairs_row", counting)
+        built = record_converted_rows(monkeypatch)
         server.log.clear()
         again = await run(config(path, out, server.base_url))
     assert server.log == []
